@@ -1,0 +1,144 @@
+"""The linear constraints of DESIGN.md section 4, checked for a whole design or kept pair by pair.
+
+    budget:          sum_p c_p n_p <= B
+    per prompt:      sum_{p in prompt i} n_p <= m_i
+    per completion:  sum_{p touching (i,j)} n_p <= r
+    groups:          sum_{p in G} c_p n_p <= B_G
+    bounds:          lower_p <= n_p <= u_p, integer (lower_p = 1 for pairs fixed in)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .instance import Instance
+
+_TOL = 1e-9
+
+
+def violations(instance: Instance, n: np.ndarray, budget: float | None = None,
+               integral: bool = True) -> list[str]:
+    """Every constraint that the design ``n`` (labels per candidate pair) breaks, in words."""
+    cand = instance.candidates
+    budget = instance.budget if budget is None else budget
+    n = np.asarray(n, dtype=np.float64)
+    found: list[str] = []
+    if n.shape != (len(cand),):
+        return [f"the design has {n.shape} entries, expected one per candidate pair ({len(cand)})"]
+    if integral and np.any(n != np.round(n)):
+        found.append("some n_p are not integers")
+    if np.any(n < cand.lower - _TOL):
+        found.append(f"{int(np.sum(n < cand.lower - _TOL))} pairs fixed in are missing")
+    if np.any(n > cand.upper + _TOL) or np.any(n < -_TOL):
+        found.append("some n_p are outside 0..max_labels_per_pair")
+    spent = float(cand.cost @ n)
+    if spent > budget + _TOL * max(1.0, budget):
+        found.append(f"budget: spends {spent:g} > {budget:g}")
+    per_prompt = np.bincount(cand.prompt, n, minlength=instance.n_prompts)
+    over = np.flatnonzero(per_prompt > instance.prompt_caps() + _TOL)
+    if over.size:
+        found.append(f"per-prompt cap broken at {over.size} prompts (first: {instance.prompt_ids[over[0]]})")
+    touches = (np.bincount(cand.j, n, minlength=instance.n_completions)
+               + np.bincount(cand.k, n, minlength=instance.n_completions))
+    over = np.flatnonzero(touches > instance.completion_cap() + _TOL)
+    if over.size:
+        found.append(f"per-completion cap broken at {over.size} completions "
+                     f"(first: {instance.row_name(int(over[0]))})")
+    for group in instance.groups:
+        used = float(cand.cost[np.isin(cand.prompt, group.prompts)] @ n[np.isin(cand.prompt, group.prompts)])
+        if used > group.budget + _TOL * max(1.0, group.budget):
+            found.append(f"group '{group.name}': spends {used:g} > {group.budget:g}")
+    return found
+
+
+class DesignBuilder:
+    """An integer design built one label at a time, never leaving the feasible set.
+
+    Starts with the pairs fixed in. ``fits(p)`` says whether one more label on candidate p keeps
+    every constraint; ``add(p)`` adds it. Every constraint is monotone (a pair that does not fit
+    now never fits later), which lazy greedy relies on.
+    """
+
+    def __init__(self, instance: Instance, budget: float):
+        cand = instance.candidates
+        self.instance = instance
+        self.budget = float(budget)
+        self.counts = np.zeros(len(cand), dtype=np.int64)
+        self.spent = 0.0
+        self._cost = cand.cost
+        self._unit = cand.unit_cost
+        self._j, self._k, self._prompt, self._upper = cand.j, cand.k, cand.prompt, cand.upper
+        self._prompt_left = instance.prompt_caps().tolist()
+        cap = instance.completion_cap()
+        self._completion_left = None if math.isinf(cap) else [cap] * instance.n_completions
+        self._group_left = [g.budget for g in instance.groups]
+        self._prompt_groups: list[list[int]] | None = None
+        if instance.groups:
+            self._prompt_groups = [[] for _ in range(instance.n_prompts)]
+            for gi, group in enumerate(instance.groups):
+                for i in group.prompts.tolist():
+                    self._prompt_groups[i].append(gi)
+        for p in np.flatnonzero(cand.lower > 0).tolist():
+            self.add(int(p))  # feasibility of the fixed pairs is checked by Instance.check_fixed_feasible
+
+    @property
+    def remaining(self) -> float:
+        return self.budget - self.spent
+
+    def fits(self, p: int) -> bool:
+        """Whether one more label on candidate p keeps every constraint."""
+        cost = 1.0 if self._unit else float(self._cost[p])
+        if self.spent + cost > self.budget + _TOL * max(1.0, self.budget):
+            return False
+        if self.counts[p] >= self._upper[p]:
+            return False
+        i = int(self._prompt[p])
+        if self._prompt_left[i] < 1:
+            return False
+        if self._completion_left is not None and (
+            self._completion_left[int(self._j[p])] < 1 or self._completion_left[int(self._k[p])] < 1
+        ):
+            return False
+        if self._prompt_groups is not None:
+            for g in self._prompt_groups[i]:
+                if self._group_left[g] < cost - _TOL:
+                    return False
+        return True
+
+    def add(self, p: int) -> None:
+        """One more label on candidate p (the caller checked :meth:`fits`)."""
+        cost = 1.0 if self._unit else float(self._cost[p])
+        self.counts[p] += 1
+        self.spent += cost
+        i = int(self._prompt[p])
+        self._prompt_left[i] -= 1
+        if self._completion_left is not None:
+            self._completion_left[int(self._j[p])] -= 1
+            self._completion_left[int(self._k[p])] -= 1
+        if self._prompt_groups is not None:
+            for g in self._prompt_groups[i]:
+                self._group_left[g] -= cost
+
+    def full(self) -> bool:
+        """True when not even the cheapest label fits the remaining budget."""
+        cheapest = 1.0 if self._unit else float(self._cost.min(initial=math.inf))
+        return self.remaining < cheapest - _TOL * max(1.0, self.budget)
+
+    def fill(self, order: np.ndarray, deadline=None) -> bool:
+        """Add the pairs of ``order`` in turn wherever they fit, in passes while labels are still
+        added (a pair may take up to u_p labels). Returns False if ``deadline()`` stopped it."""
+        order = np.asarray(order, dtype=np.int64).tolist()
+        while True:
+            added = False
+            for step, p in enumerate(order):
+                if step % 4096 == 0 and deadline is not None and deadline():
+                    return False
+                if self.fits(p):
+                    self.add(p)
+                    added = True
+                    if self.full():
+                        return True
+            if not added or int(self._upper.max(initial=1)) <= 1:
+                return True

@@ -1,0 +1,343 @@
+"""The information core: M(n), the criteria, their gains and rank-one updates.
+
+The one home of the math of DESIGN.md sections 2, 3 and 6.
+
+A design gives candidate pair p = (i, j, k) a number of labels n_p; with ``z_p = phi_j - phi_k``
+and Bradley-Terry weight ``w_p``, its information matrix is
+
+    M(n) = M0 + sum_p n_p w_p z_p z_p^T,      M0 = ridge I + (pairs already labeled).
+
+Criteria (concave, maximised), their value f(M) and gain ``g_p = df/dn_p``:
+
+    D:  f = log det M         g_p = w_p z_p^T M^-1 z_p
+    A:  f = -tr M^-1          g_p = w_p |M^-1 z_p|^2
+    L:  f = -tr(H M^-1)       g_p = w_p z_p^T M^-1 H M^-1 z_p
+
+Everything is computed through completions, never through a (pairs x d) matrix: a quadratic form
+``z_p^T R R^T z_p`` is ``|psi_j - psi_k|^2`` with ``psi = phi R`` (one product over the N
+completions), evaluated in chunks of pairs; and ``sum_p a_p z_p z_p^T = Phi^T Lap(a) Phi`` with the
+sparse weighted Laplacian of the pair graph. Features are centred within each prompt first: pair
+differences do not change, and the Laplacian form loses no precision to large shared components.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from .errors import OptionError
+
+if TYPE_CHECKING:
+    from .instance import Instance
+
+CRITERIA = ("D", "A", "L")
+_CHUNK = 1 << 15  # pairs per block in the quadratic-form kernel (chunk x d floats at a time)
+
+__all__ = [
+    "CRITERIA",
+    "Criterion",
+    "RankOneInverse",
+    "bradley_terry_weights",
+    "centered_features",
+    "criterion_value",
+    "gains",
+    "information_matrix",
+    "marginal_gains",
+    "objective",
+    "pair_graph_form",
+    "pair_quadratic_forms",
+    "policy_covariance",
+    "prior_information",
+]
+
+
+# ------------------------------------------------------------------------------ the model
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def bradley_terry_weights(instance: "Instance", j: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """w_p for pairs (j, k): 1/4 (``weights = "uniform"``) or ``s(1 - s)``,
+    ``s = sigmoid(score_j - score_k)`` (``weights = "scores"``)."""
+    if instance.weights == "uniform":
+        return np.full(np.shape(j), 0.25)
+    s = sigmoid(instance.scores[j] - instance.scores[k])
+    return s * (1.0 - s)
+
+
+def centered_features(instance: "Instance") -> np.ndarray:
+    """phi minus its prompt's mean: the same differences z_p, smaller rows."""
+    cached = instance.__dict__.get("_centered_features")
+    if cached is None:
+        phi = instance.features
+        sums = np.add.reduceat(phi, instance.prompt_offsets[:-1], axis=0)
+        means = sums / instance.prompt_sizes[:, None]
+        cached = phi - np.repeat(means, instance.prompt_sizes, axis=0)
+        instance.__dict__["_centered_features"] = cached
+    return cached
+
+
+def pair_graph_form(features: np.ndarray, j: np.ndarray, k: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``sum_p a_p (phi_j - phi_k)(phi_j - phi_k)^T`` as ``Phi_S^T Lap(a) Phi_S``.
+
+    ``Lap(a) = sum_p a_p (e_j - e_k)(e_j - e_k)^T`` is the sparse weighted Laplacian of the pairs
+    with ``a_p != 0``, restricted to the completions S that they touch: cost O(|S| d^2 + P d).
+    """
+    d = features.shape[1]
+    a = np.asarray(a, dtype=np.float64)
+    nz = np.flatnonzero(a)
+    if nz.size == 0:
+        return np.zeros((d, d))
+    j, k, a = j[nz], k[nz], a[nz]
+    rows, inverse = np.unique(np.concatenate([j, k]), return_inverse=True)
+    jj, kk = inverse[: nz.size], inverse[nz.size:]
+    m = rows.size
+    degree = np.bincount(jj, a, minlength=m) + np.bincount(kk, a, minlength=m)
+    lap = sp.coo_matrix(
+        (np.concatenate([degree, -a, -a]),
+         (np.concatenate([np.arange(m), jj, kk]), np.concatenate([np.arange(m), kk, jj]))),
+        shape=(m, m),
+    ).tocsr()
+    phi = features[rows]
+    out = phi.T @ (lap @ phi)
+    return 0.5 * (out + out.T)
+
+
+def pair_quadratic_forms(psi: np.ndarray, j: np.ndarray, k: np.ndarray,
+                         chunk: int = _CHUNK) -> np.ndarray:
+    """``|psi_j - psi_k|^2`` for every pair, computed in chunks (never a (pairs x d) matrix).
+
+    With ``psi = phi R`` this is ``z_p^T R R^T z_p``.
+    """
+    out = np.empty(j.shape[0])
+    for start in range(0, j.shape[0], chunk):
+        stop = min(start + chunk, j.shape[0])
+        diff = psi[j[start:stop]] - psi[k[start:stop]]
+        np.einsum("ij,ij->i", diff, diff, out=out[start:stop])
+    return out
+
+
+def prior_information(instance: "Instance") -> np.ndarray:
+    """M0 = ridge I + sum over pairs already labeled of (labels) w_p z_p z_p^T."""
+    cached = instance.__dict__.get("_prior_information")
+    if cached is None:
+        d = instance.dim
+        cached = instance.ridge * np.eye(d)
+        if instance.labeled.shape[0]:
+            j, k = instance.labeled[:, 0], instance.labeled[:, 1]
+            counts = (np.ones(j.shape[0]) if instance.labeled_counts is None
+                      else instance.labeled_counts.astype(np.float64))
+            w = bradley_terry_weights(instance, j, k)
+            cached = cached + pair_graph_form(centered_features(instance), j, k, counts * w)
+        instance.__dict__["_prior_information"] = cached
+    return cached
+
+
+def information_matrix(instance: "Instance", n: np.ndarray) -> np.ndarray:
+    """M(n) = M0 + sum_p n_p w_p z_p z_p^T for labels (or relaxed weights) n over the candidates."""
+    cand = instance.candidates
+    n = np.asarray(n, dtype=np.float64)
+    if n.shape != (len(cand),):
+        raise ValueError(f"a design must give one value per candidate pair ({len(cand)}), got {n.shape}")
+    return prior_information(instance) + pair_graph_form(
+        centered_features(instance), cand.j, cand.k, n * cand.weight)
+
+
+def policy_covariance(instance: "Instance", policy: Literal["uniform", "scores"] = "uniform",
+                      temperature: float = 1.0) -> np.ndarray:
+    """H = mean over prompts of Cov_{pi(.|x)}(phi), the matrix of the L criterion.
+
+    ``pi`` is uniform over each prompt's completions, or the softmax of ``score / temperature``.
+    """
+    phi = instance.features
+    sizes = instance.prompt_sizes
+    if policy == "uniform":
+        prob = 1.0 / np.repeat(sizes, sizes).astype(np.float64)
+    elif policy == "scores":
+        if not instance.has_all_scores:
+            raise OptionError("the policy 'scores' needs a score for every completion")
+        logits = instance.scores / temperature
+        maxima = np.maximum.reduceat(logits, instance.prompt_offsets[:-1])
+        e = np.exp(logits - np.repeat(maxima, sizes))
+        prob = e / np.repeat(np.add.reduceat(e, instance.prompt_offsets[:-1]), sizes)
+    else:
+        raise OptionError(f"unknown policy {policy!r}; use 'uniform' or 'scores'")
+    means = np.add.reduceat(phi * prob[:, None], instance.prompt_offsets[:-1], axis=0)
+    centred = phi - np.repeat(means, sizes, axis=0)
+    H = (centred * prob[:, None]).T @ centred / instance.n_prompts
+    return 0.5 * (H + H.T)
+
+
+# ------------------------------------------------------------------------------ criteria
+@dataclass(frozen=True, eq=False)
+class Criterion:
+    """A design criterion: ``"D"`` (log det), ``"A"`` (-tr M^-1) or ``"L"`` (-tr(H M^-1))."""
+
+    name: Literal["D", "A", "L"]
+    H: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in CRITERIA:
+            raise OptionError(f"unknown criterion {self.name!r}; choose one of {list(CRITERIA)}")
+        if self.name == "L":
+            if self.H is None:
+                raise OptionError("the L criterion needs the matrix H")
+            H = np.asarray(self.H, dtype=np.float64)
+            if H.ndim != 2 or H.shape[0] != H.shape[1] or not np.all(np.isfinite(H)):
+                raise OptionError("H must be a finite square matrix")
+            H = 0.5 * (H + H.T)
+            evals, evecs = np.linalg.eigh(H)
+            if evals.min(initial=0.0) < -1e-9 * max(1.0, evals.max(initial=0.0)):
+                raise OptionError("H must be positive semidefinite")
+            object.__setattr__(self, "H", H)
+            # H = C C^T, kept for quadratic forms through completions
+            object.__setattr__(self, "_factor", evecs * np.sqrt(np.clip(evals, 0.0, None)))
+
+    @classmethod
+    def make(cls, criterion: "str | Criterion", instance: "Instance",
+             H: np.ndarray | None = None) -> "Criterion":
+        """A criterion from its name; the L criterion takes H, by default the covariance of
+        the uniform policy (:func:`policy_covariance`)."""
+        if isinstance(criterion, Criterion):
+            return criterion
+        if not isinstance(criterion, str) or criterion.upper() not in CRITERIA:
+            raise OptionError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+        name = criterion.upper()
+        if name == "L":
+            H = policy_covariance(instance) if H is None else H
+            if np.shape(H) != (instance.dim, instance.dim):
+                raise OptionError(f"H must be {instance.dim} x {instance.dim}, got {np.shape(H)}")
+            return cls("L", H)
+        return cls(name)  # type: ignore[arg-type]
+
+    @property
+    def H_factor(self) -> np.ndarray:
+        return self.__dict__["_factor"]
+
+    def value(self, M: np.ndarray) -> float:
+        """f(M), exactly as in DESIGN.md section 3 (natural log, unnormalised M)."""
+        chol = _cholesky(M)
+        if self.name == "D":
+            return float(2.0 * np.log(np.diag(chol)).sum())
+        Minv = sla.cho_solve((chol, True), np.eye(M.shape[0]))
+        if self.name == "A":
+            return float(-np.trace(Minv))
+        return float(-np.sum(self.H * Minv))
+
+    def gradient(self, M: np.ndarray) -> np.ndarray:
+        """df/dM: M^-1 (D), M^-2 (A), M^-1 H M^-1 (L); g_p = w_p z_p^T (df/dM) z_p."""
+        Minv = _inverse(M)
+        if self.name == "D":
+            return Minv
+        if self.name == "A":
+            return Minv @ Minv
+        return Minv @ self.H @ Minv
+
+
+def _cholesky(M: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        raise ValueError("the information matrix is not positive definite") from None
+
+
+def _inverse(M: np.ndarray) -> np.ndarray:
+    chol = _cholesky(M)
+    Minv = sla.cho_solve((chol, True), np.eye(M.shape[0]))
+    return 0.5 * (Minv + Minv.T)
+
+
+def criterion_value(M: np.ndarray, criterion: Criterion) -> float:
+    """f(M) for a criterion."""
+    return criterion.value(M)
+
+
+def objective(instance: "Instance", n: np.ndarray, criterion: Criterion) -> float:
+    """f(M(n)): the objective of a design, recomputed from the instance."""
+    return criterion.value(information_matrix(instance, n))
+
+
+def _psi(instance: "Instance", M: np.ndarray, criterion: Criterion) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``phi R`` for the two quadratic forms the criteria need.
+
+    Returns (psi1, psi2) with ``|psi1_j - psi1_k|^2 = z^T M^-1 z`` and
+    ``|psi2_j - psi2_k|^2 = z^T G z``, G = df/dM (psi2 is psi1 for D).
+    """
+    phi = centered_features(instance)
+    chol = _cholesky(M)
+    psi1 = sla.solve_triangular(chol, phi.T, lower=True).T  # rows L^-1 phi
+    if criterion.name == "D":
+        return psi1, psi1
+    Minv = _inverse(M)
+    R = Minv if criterion.name == "A" else Minv @ criterion.H_factor
+    return psi1, phi @ R
+
+
+def gains(instance: "Instance", M: np.ndarray, criterion: Criterion) -> np.ndarray:
+    """g_p = df/dn_p at M for every candidate pair (the first-order gains of DESIGN.md section 3)."""
+    cand = instance.candidates
+    _, psi2 = _psi(instance, M, criterion)
+    return cand.weight * pair_quadratic_forms(psi2, cand.j, cand.k)
+
+
+def marginal_gains(instance: "Instance", M: np.ndarray, criterion: Criterion,
+                   pairs: np.ndarray | None = None) -> np.ndarray:
+    """f(M + w_p z_p z_p^T) - f(M) for candidate pairs (all, or the indices ``pairs``).
+
+    With q = z^T M^-1 z:  D: log(1 + w q);  A: w |M^-1 z|^2 / (1 + w q);
+    L: w z^T M^-1 H M^-1 z / (1 + w q)  (Sherman-Morrison).
+    """
+    cand = instance.candidates
+    sel = slice(None) if pairs is None else pairs
+    j, k, w = cand.j[sel], cand.k[sel], cand.weight[sel]
+    psi1, psi2 = _psi(instance, M, criterion)
+    q1 = pair_quadratic_forms(psi1, j, k)
+    if criterion.name == "D":
+        return np.log1p(w * q1)
+    q2 = pair_quadratic_forms(psi2, j, k)
+    return w * q2 / (1.0 + w * q1)
+
+
+# ------------------------------------------------------------------------------ updates
+class RankOneInverse:
+    """M and M^-1 kept current under rank-one additions ``M += w z z^T`` (Sherman-Morrison):
+
+        M^-1 <- M^-1 - w u u^T / (1 + w z^T u),   u = M^-1 z,
+
+    O(d^2) per update; M^-1 is refactorised from M every ``refresh`` updates against drift.
+    """
+
+    def __init__(self, M: np.ndarray, criterion: Criterion, refresh: int = 200):
+        self.M = np.array(M, dtype=np.float64)
+        self.Minv = _inverse(self.M)
+        self.criterion = criterion
+        self.refresh = refresh
+        self._since = 0
+
+    def marginal_gain(self, z: np.ndarray, w: float) -> float:
+        """f(M + w z z^T) - f(M) for one difference vector."""
+        u = self.Minv @ z
+        q = float(z @ u)
+        if self.criterion.name == "D":
+            return math.log1p(w * q)
+        if self.criterion.name == "A":
+            return w * float(u @ u) / (1.0 + w * q)
+        return w * float(u @ self.criterion.H @ u) / (1.0 + w * q)
+
+    def add(self, z: np.ndarray, w: float) -> None:
+        """M += w z z^T."""
+        u = self.Minv @ z
+        self.Minv -= (w / (1.0 + w * float(z @ u))) * np.outer(u, u)
+        self.M += w * np.outer(z, z)
+        self._since += 1
+        if self._since >= self.refresh:
+            self.Minv = _inverse(self.M)
+            self._since = 0
+
+    def value(self) -> float:
+        return self.criterion.value(self.M)

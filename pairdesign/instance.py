@@ -1,0 +1,900 @@
+"""The data model: an :class:`Instance` of the pair-design problem, its validation and file I/O.
+
+An instance holds, for each prompt, its completions (ids, feature vectors ``phi[i,j]`` in R^d and
+optional pilot scores), the candidate pairs (every pair within a prompt, or an explicit list with
+optional costs), and the constraints of DESIGN.md section 4: the budget, per-prompt and
+per-completion caps, labels per pair, pairs fixed in or out, pairs already labeled (they enter M0
+and are not candidates) and group budgets.
+
+Completions are stored row-wise, grouped by prompt: the rows of prompt ``i`` are
+``prompt_offsets[i]:prompt_offsets[i+1]``. Pairs are referenced by global completion rows.
+
+Two file forms carry the same meaning: JSON (``pairdesign.instance/1``, DESIGN.md section 9) for
+small and hand-written instances, and NPZ (one row per completion, plus optional pair tables) for
+large ones. Both round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ._atomic import atomic_write
+from .errors import InfeasibleError, InstanceError
+
+FORMAT = "pairdesign.instance/1"
+WEIGHT_SETTINGS = ("uniform", "scores")
+
+__all__ = [
+    "FORMAT",
+    "Candidates",
+    "Group",
+    "Instance",
+    "load_instance",
+    "save_instance",
+]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A named group of prompts sharing a budget: ``sum_{p in G} c_p n_p <= budget``."""
+
+    name: str
+    prompts: np.ndarray  # prompt indices (int64)
+    budget: float
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """The candidate pairs of an instance, as flat arrays over pairs ``p = 0..P-1``.
+
+    ``j[p], k[p]`` are global completion rows of the same prompt ``prompt[p]``; ``cost`` is c_p,
+    ``lower``/``upper`` bound the number of labels n_p (``lower`` is 1 for pairs fixed in),
+    ``weight`` is the Bradley-Terry weight w_p (DESIGN.md section 2).
+    """
+
+    j: np.ndarray
+    k: np.ndarray
+    prompt: np.ndarray
+    cost: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    weight: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.j.shape[0])
+
+    @property
+    def unit_cost(self) -> bool:
+        return bool(np.all(self.cost == 1.0))
+
+
+def _pair_keys(a: np.ndarray, b: np.ndarray, n_rows: int) -> np.ndarray:
+    """An integer key per unordered pair of rows."""
+    lo = np.minimum(a, b).astype(np.int64)
+    hi = np.maximum(a, b).astype(np.int64)
+    return lo * np.int64(n_rows) + hi
+
+
+def _as_pair_array(value: Any, name: str) -> np.ndarray:
+    arr = np.asarray(value if value is not None else np.zeros((0, 2)), dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise InstanceError(f"must have shape (pairs, 2), got {arr.shape}", field=name)
+    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+        row = int(np.flatnonzero(~np.isfinite(arr).all(1) | (arr != np.round(arr)).any(1))[0])
+        raise InstanceError("completion rows must be integers", field=f"{name}[{row}]")
+    return arr.astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """One pair-design problem. Build it with :meth:`from_arrays` or :func:`load_instance`.
+
+    The constructor validates everything and raises :class:`InstanceError` naming the field and
+    row of the first problem it finds.
+    """
+
+    prompt_ids: np.ndarray
+    prompt_offsets: np.ndarray
+    completion_ids: np.ndarray
+    features: np.ndarray
+    budget: float
+    scores: np.ndarray | None = None
+    name: str = ""
+    ridge: float = 1e-6
+    weights: str = "uniform"
+    max_pairs_per_prompt: int | None = None
+    max_pairs_per_completion: int | None = None
+    max_labels_per_pair: int = 1
+    prompt_max_pairs: np.ndarray | None = None
+    pairs: np.ndarray | None = None
+    pair_costs: np.ndarray | None = None
+    fixed_in: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    fixed_out: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    labeled: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    labeled_counts: np.ndarray | None = None
+    groups: tuple[Group, ...] = ()
+
+    # ------------------------------------------------------------------ construction
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        features: np.ndarray,
+        prompt_index: Sequence[int] | np.ndarray,
+        *,
+        budget: float,
+        scores: np.ndarray | None = None,
+        prompt_ids: Sequence[str] | None = None,
+        completion_ids: Sequence[str] | None = None,
+        **settings: Any,
+    ) -> "Instance":
+        """An instance from a feature matrix with one row per completion.
+
+        ``prompt_index[r]`` is the prompt (0..n-1) of row ``r``; rows of one prompt must be
+        contiguous and prompts in increasing order. Ids default to ``"p<i>"`` and ``"c<j>"``.
+        ``settings`` are the other fields of :class:`Instance` (``ridge``, ``weights``,
+        ``max_pairs_per_prompt``, ``pairs`` as (P, 2) global rows, ``fixed_in``, ...).
+        """
+        idx = np.asarray(prompt_index)
+        if idx.ndim != 1:
+            raise InstanceError("must be one-dimensional", field="prompt_index")
+        if idx.size and (not np.issubdtype(idx.dtype, np.integer)):
+            raise InstanceError("must hold integers", field="prompt_index")
+        idx = idx.astype(np.int64)
+        if idx.size:
+            step = np.diff(idx)
+            bad = np.flatnonzero((step != 0) & (step != 1))
+            if idx[0] != 0 or bad.size:
+                row = 0 if idx[0] != 0 else int(bad[0]) + 1
+                raise InstanceError(
+                    "rows must be grouped by prompt, prompts numbered 0, 1, 2, ... in order",
+                    field=f"prompt_index[{row}]",
+                )
+        n = int(idx[-1]) + 1 if idx.size else 0
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(idx, minlength=n), out=offsets[1:])
+        if prompt_ids is None:
+            prompt_ids = [f"p{i}" for i in range(n)]
+        if completion_ids is None:
+            local = np.arange(idx.size) - offsets[idx]
+            completion_ids = [f"c{j}" for j in local]
+        return cls(
+            prompt_ids=np.asarray(prompt_ids, dtype=str),
+            prompt_offsets=offsets,
+            completion_ids=np.asarray(completion_ids, dtype=str),
+            features=np.asarray(features, dtype=np.float64),
+            scores=None if scores is None else np.asarray(scores, dtype=np.float64),
+            budget=budget,
+            **settings,
+        )
+
+    def with_budget(self, budget: float) -> "Instance":
+        """A copy with another budget (validated again)."""
+        return replace(self, budget=budget)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_prompts(self) -> int:
+        return int(self.prompt_ids.shape[0])
+
+    @property
+    def n_completions(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def prompt_sizes(self) -> np.ndarray:
+        return np.diff(self.prompt_offsets)
+
+    @cached_property
+    def prompt_of_row(self) -> np.ndarray:
+        """The prompt index of every completion row."""
+        return np.repeat(np.arange(self.n_prompts, dtype=np.int64), self.prompt_sizes)
+
+    @property
+    def has_all_scores(self) -> bool:
+        return self.scores is not None and bool(np.all(np.isfinite(self.scores)))
+
+    def row_name(self, row: int) -> str:
+        """``prompts[i].completions[j]`` for a completion row: where to look in the JSON form."""
+        i = int(self.prompt_of_row[row])
+        return f"prompts[{i}].completions[{row - int(self.prompt_offsets[i])}]"
+
+    def pair_ids(self, j: np.ndarray, k: np.ndarray) -> list[list[str]]:
+        """``[prompt_id, completion_id, completion_id]`` for pairs of completion rows."""
+        prompts = self.prompt_ids[self.prompt_of_row[j]]
+        return [[str(p), str(a), str(b)] for p, a, b in
+                zip(prompts, self.completion_ids[j], self.completion_ids[k])]
+
+    # ------------------------------------------------------------------ candidates
+    @cached_property
+    def candidates(self) -> Candidates:
+        """The candidate pairs (explicit or all pairs within each prompt), minus pairs fixed out
+        and pairs already labeled, with their costs, bounds and Bradley-Terry weights."""
+        from .information import bradley_terry_weights
+
+        N = self.n_completions
+        if self.pairs is None:
+            j, k = _all_pairs(self.prompt_offsets)
+            cost = np.ones(j.shape[0])
+        else:
+            j, k = self.pairs[:, 0].copy(), self.pairs[:, 1].copy()
+            cost = (np.ones(j.shape[0]) if self.pair_costs is None
+                    else np.asarray(self.pair_costs, dtype=np.float64).copy())
+        keys = _pair_keys(j, k, N)
+        drop = np.zeros(j.shape[0], dtype=bool)
+        for table in (self.fixed_out, self.labeled):
+            if table.shape[0]:
+                drop |= np.isin(keys, _pair_keys(table[:, 0], table[:, 1], N))
+        if drop.any():
+            keep = ~drop
+            j, k, cost, keys = j[keep], k[keep], cost[keep], keys[keep]
+        upper = np.full(j.shape[0], self.max_labels_per_pair, dtype=np.int64)
+        lower = np.zeros(j.shape[0], dtype=np.int64)
+        if self.fixed_in.shape[0]:
+            fixed_keys = _pair_keys(self.fixed_in[:, 0], self.fixed_in[:, 1], N)
+            present = np.isin(fixed_keys, keys)
+            if not present.all():
+                row = int(np.flatnonzero(~present)[0])
+                raise InstanceError(
+                    "pair fixed in is not a candidate (not in 'pairs', or fixed out, or labeled)",
+                    field=f"fixed_in[{row}]",
+                )
+            lower[np.isin(keys, fixed_keys)] = 1
+        weight = bradley_terry_weights(self, j, k)
+        return Candidates(
+            j=j, k=k, prompt=self.prompt_of_row[j], cost=cost, lower=lower, upper=upper,
+            weight=weight,
+        )
+
+    def prompt_caps(self) -> np.ndarray:
+        """m_i for every prompt (``inf`` where uncapped)."""
+        caps = np.full(self.n_prompts, np.inf)
+        if self.max_pairs_per_prompt is not None:
+            caps[:] = self.max_pairs_per_prompt
+        if self.prompt_max_pairs is not None:
+            own = np.isfinite(self.prompt_max_pairs)
+            caps[own] = self.prompt_max_pairs[own]
+        return caps
+
+    def completion_cap(self) -> float:
+        """r, the cap on labels touching one completion (``inf`` where uncapped)."""
+        return math.inf if self.max_pairs_per_completion is None else float(self.max_pairs_per_completion)
+
+    def check_fixed_feasible(self, budget: float | None = None) -> None:
+        """Raise :class:`InfeasibleError` if the pairs fixed in alone break a constraint."""
+        cand = self.candidates
+        budget = self.budget if budget is None else budget
+        fixed = cand.lower > 0
+        if not fixed.any():
+            return
+        spent = float(cand.cost[fixed].sum())
+        if spent > budget + 1e-9:
+            raise InfeasibleError(f"the pairs fixed in cost {spent:g}, more than the budget {budget:g}")
+        per_prompt = np.bincount(cand.prompt[fixed], minlength=self.n_prompts)
+        over = np.flatnonzero(per_prompt > self.prompt_caps())
+        if over.size:
+            raise InfeasibleError(
+                f"prompt '{self.prompt_ids[over[0]]}' has {per_prompt[over[0]]} pairs fixed in, "
+                f"more than its cap {self.prompt_caps()[over[0]]:g}")
+        touches = np.bincount(np.concatenate([cand.j[fixed], cand.k[fixed]]),
+                              minlength=self.n_completions)
+        over = np.flatnonzero(touches > self.completion_cap())
+        if over.size:
+            raise InfeasibleError(
+                f"completion {self.row_name(int(over[0]))} is in {touches[over[0]]} pairs fixed in, "
+                f"more than max_pairs_per_completion = {self.max_pairs_per_completion}")
+        for g in self.groups:
+            in_group = np.isin(cand.prompt[fixed], g.prompts)
+            used = float(cand.cost[fixed][in_group].sum())
+            if used > g.budget + 1e-9:
+                raise InfeasibleError(f"the pairs fixed in cost {used:g} in group '{g.name}', "
+                                      f"more than its budget {g.budget:g}")
+
+
+def _all_pairs(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (j < k) within each prompt, prompt-major, in local order (0,1), (0,2), ..."""
+    sizes = np.diff(offsets)
+    starts = offsets[:-1]
+    js, ks = [], []
+    for size in np.unique(sizes):
+        if size < 2:
+            continue
+        a, b = np.triu_indices(int(size), k=1)
+        s = starts[sizes == size][:, None]
+        js.append((s + a[None, :]).ravel())
+        ks.append((s + b[None, :]).ravel())
+    if not js:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    j = np.concatenate(js).astype(np.int64)
+    k = np.concatenate(ks).astype(np.int64)
+    order = np.lexsort((k, j))
+    return j[order], k[order]
+
+
+# ---------------------------------------------------------------------------------- validation
+def _check_int_or_none(value: Any, name: str, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float)) or (
+        isinstance(value, float) and not value.is_integer()
+    ):
+        raise InstanceError(f"must be an integer or null, got {value!r}", field=name)
+    if value < minimum:
+        raise InstanceError(f"must be at least {minimum}, got {value!r}", field=name)
+    return int(value)
+
+
+def _check_number(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InstanceError(f"must be a number, got {value!r}", field=name)
+    value = float(value)
+    if not math.isfinite(value):
+        raise InstanceError(f"must be finite, got {value!r}", field=name)
+    return value
+
+
+def _first_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _validate(inst: Instance) -> None:
+    """The one validation function: shapes, types, domains and cross-references."""
+    put = lambda name, value: object.__setattr__(inst, name, value)  # noqa: E731
+
+    if not isinstance(inst.name, str):
+        raise InstanceError(f"must be a string, got {inst.name!r}", field="name")
+    prompt_ids = np.asarray(inst.prompt_ids, dtype=str)
+    offsets = np.asarray(inst.prompt_offsets, dtype=np.int64)
+    completion_ids = np.asarray(inst.completion_ids, dtype=str)
+    put("prompt_ids", prompt_ids)
+    put("prompt_offsets", offsets)
+    put("completion_ids", completion_ids)
+    n = prompt_ids.shape[0]
+    if n == 0:
+        raise InstanceError("must list at least one prompt", field="prompts")
+    if offsets.shape != (n + 1,) or offsets[0] != 0:
+        raise InstanceError("must have one entry per prompt plus one, starting at 0",
+                            field="prompt_offsets")
+    sizes = np.diff(offsets)
+    if np.any(sizes < 1):
+        i = _first_row(sizes < 1)
+        raise InstanceError("has no completions", field=f"prompts[{i}].completions")
+    N = int(offsets[-1])
+
+    features = np.asarray(inst.features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[0] != N:
+        raise InstanceError(f"must have shape (completions, d) = ({N}, d), got {features.shape}",
+                            field="features")
+    if features.shape[1] < 1:
+        raise InstanceError("must have at least one dimension", field="features")
+    put("features", features)
+    prompt_of_row = np.repeat(np.arange(n), sizes)
+
+    def row_name(r: int) -> str:
+        i = int(prompt_of_row[r])
+        return f"prompts[{i}].completions[{r - int(offsets[i])}]"
+
+    bad = ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        r = _first_row(bad)
+        kind = "NaN" if np.isnan(features[r]).any() else "an infinite value"
+        raise InstanceError(f"contains {kind}", field=f"{row_name(r)}.features")
+
+    # ids
+    if completion_ids.shape != (N,):
+        raise InstanceError(f"must have one id per completion ({N})", field="completion_ids")
+    if len(set(prompt_ids.tolist())) != n:
+        seen: dict[str, int] = {}
+        for i, pid in enumerate(prompt_ids.tolist()):
+            if pid in seen:
+                raise InstanceError(f"duplicate prompt id {pid!r} (also prompts[{seen[pid]}])",
+                                    field=f"prompts[{i}].id")
+            seen[pid] = i
+    empty = np.char.str_len(completion_ids) == 0
+    if empty.any():
+        raise InstanceError("must be a non-empty string", field=f"{row_name(_first_row(empty))}.id")
+    order = np.lexsort((completion_ids, prompt_of_row))
+    same = (prompt_of_row[order][1:] == prompt_of_row[order][:-1]) & (
+        completion_ids[order][1:] == completion_ids[order][:-1])
+    if same.any():
+        r = int(max(order[_first_row(same)], order[_first_row(same) + 1]))
+        raise InstanceError(f"duplicate completion id {completion_ids[r]!r} within its prompt",
+                            field=f"{row_name(r)}.id")
+
+    # scores
+    if inst.scores is not None:
+        scores = np.asarray(inst.scores, dtype=np.float64)
+        if scores.shape != (N,):
+            raise InstanceError(f"must have one entry per completion ({N})", field="scores")
+        inf = np.isinf(scores)
+        if inf.any():
+            raise InstanceError("must be finite", field=f"{row_name(_first_row(inf))}.score")
+        put("scores", None if np.isnan(scores).all() else scores)
+
+    # scalar settings
+    put("budget", _check_number(inst.budget, "budget"))
+    if inst.budget < 0:
+        raise InstanceError(f"must be non-negative, got {inst.budget:g}", field="budget")
+    put("ridge", _check_number(inst.ridge, "ridge"))
+    if inst.ridge <= 0:
+        raise InstanceError(f"must be positive (it keeps M positive definite), got {inst.ridge:g}",
+                            field="ridge")
+    if inst.weights not in WEIGHT_SETTINGS:
+        raise InstanceError(f"must be one of {list(WEIGHT_SETTINGS)}, got {inst.weights!r}",
+                            field="weights")
+    if inst.weights == "scores" and not inst.has_all_scores:
+        missing = np.ones(N, bool) if inst.scores is None else np.isnan(inst.scores)
+        raise InstanceError("weights = 'scores' needs a score for every completion",
+                            field=f"{row_name(_first_row(missing))}.score")
+    put("max_pairs_per_prompt", _check_int_or_none(inst.max_pairs_per_prompt, "max_pairs_per_prompt", 0))
+    put("max_pairs_per_completion",
+        _check_int_or_none(inst.max_pairs_per_completion, "max_pairs_per_completion", 0))
+    labels = _check_int_or_none(inst.max_labels_per_pair, "max_labels_per_pair", 1)
+    if labels is None:
+        raise InstanceError("must be an integer >= 1, got null", field="max_labels_per_pair")
+    put("max_labels_per_pair", labels)
+    if inst.prompt_max_pairs is not None:
+        own = np.asarray(inst.prompt_max_pairs, dtype=np.float64)
+        if own.shape != (n,):
+            raise InstanceError(f"must have one entry per prompt ({n})", field="prompt_max_pairs")
+        bad = np.isnan(own) | (own < 0) | (np.isfinite(own) & (own != np.round(own)))
+        if bad.any():
+            raise InstanceError("must be an integer >= 0 or null",
+                                field=f"prompts[{_first_row(bad)}].max_pairs")
+        put("prompt_max_pairs", None if np.isinf(own).all() else own)
+
+    # pair tables
+    def check_pairs(table: np.ndarray, name: str) -> None:
+        if table.shape[0] == 0:
+            return
+        out = (table < 0) | (table >= N)
+        if out.any():
+            raise InstanceError(f"completion row out of range 0..{N - 1}",
+                                field=f"{name}[{_first_row(out.any(1))}]")
+        if np.any(table[:, 0] == table[:, 1]):
+            raise InstanceError("a pair needs two different completions",
+                                field=f"{name}[{_first_row(table[:, 0] == table[:, 1])}]")
+        cross = prompt_of_row[table[:, 0]] != prompt_of_row[table[:, 1]]
+        if cross.any():
+            raise InstanceError("the two completions belong to different prompts",
+                                field=f"{name}[{_first_row(cross)}]")
+        keys = _pair_keys(table[:, 0], table[:, 1], N)
+        uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        if np.any(counts > 1):
+            dup_key = uniq[counts > 1][0]
+            rows = np.flatnonzero(keys == dup_key)
+            raise InstanceError(f"duplicate pair (also {name}[{rows[0]}])", field=f"{name}[{rows[1]}]")
+
+    for name in ("fixed_in", "fixed_out", "labeled"):
+        table = _as_pair_array(getattr(inst, name), name)
+        put(name, table)
+        check_pairs(table, name)
+    if inst.pairs is not None:
+        table = _as_pair_array(inst.pairs, "pairs")
+        put("pairs", table)
+        check_pairs(table, "pairs")
+        if inst.pair_costs is not None:
+            costs = np.asarray(inst.pair_costs, dtype=np.float64)
+            if costs.shape != (table.shape[0],):
+                raise InstanceError(f"must have one cost per pair ({table.shape[0]})", field="pair_costs")
+            bad = ~np.isfinite(costs) | (costs <= 0)
+            if bad.any():
+                raise InstanceError("a cost must be a positive finite number",
+                                    field=f"pairs[{_first_row(bad)}]")
+            put("pair_costs", None if np.all(costs == 1.0) else costs)
+    elif inst.pair_costs is not None:
+        raise InstanceError("costs need an explicit 'pairs' list", field="pair_costs")
+    if inst.labeled_counts is not None:
+        counts = np.asarray(inst.labeled_counts, dtype=np.float64)
+        if counts.shape != (inst.labeled.shape[0],):
+            raise InstanceError("must have one count per labeled pair", field="labeled_counts")
+        bad = ~np.isfinite(counts) | (counts < 1) | (counts != np.round(counts))
+        if bad.any():
+            raise InstanceError("the number of labels must be an integer >= 1",
+                                field=f"labeled[{_first_row(bad)}]")
+        put("labeled_counts", counts.astype(np.int64))
+    for a, b in (("fixed_in", "fixed_out"), ("fixed_in", "labeled")):
+        ta, tb = getattr(inst, a), getattr(inst, b)
+        if ta.shape[0] and tb.shape[0]:
+            both = np.isin(_pair_keys(ta[:, 0], ta[:, 1], N), _pair_keys(tb[:, 0], tb[:, 1], N))
+            if both.any():
+                raise InstanceError(f"pair is also in '{b}'", field=f"{a}[{_first_row(both)}]")
+
+    # groups
+    groups = []
+    for g_index, group in enumerate(inst.groups):
+        if not isinstance(group, Group):
+            raise InstanceError("must be a Group", field=f"groups[{g_index}]")
+        prompts = np.asarray(group.prompts, dtype=np.int64)
+        if prompts.ndim != 1 or np.any((prompts < 0) | (prompts >= n)):
+            raise InstanceError("prompt index out of range", field=f"groups[{g_index}].prompts")
+        budget = _check_number(group.budget, f"groups[{g_index}].budget")
+        if budget < 0:
+            raise InstanceError("must be non-negative", field=f"groups[{g_index}].budget")
+        groups.append(Group(str(group.name), prompts, budget))
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise InstanceError("duplicate group name", field="groups")
+    put("groups", tuple(groups))
+
+
+# ---------------------------------------------------------------------------------- JSON form
+_TOP_FIELDS = {
+    "format", "name", "prompts", "budget", "ridge", "weights", "max_pairs_per_prompt",
+    "max_pairs_per_completion", "max_labels_per_pair", "pairs", "fixed_in", "fixed_out",
+    "labeled", "groups",
+}
+_PROMPT_FIELDS = {"id", "completions", "max_pairs"}
+_COMPLETION_FIELDS = {"id", "features", "score"}
+
+
+def _reject_constant(token: str) -> float:
+    raise ValueError(f"{token} is not valid JSON (use finite numbers)")
+
+
+def _expect(cond: bool, message: str, where: str) -> None:
+    if not cond:
+        raise InstanceError(message, field=where)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _instance_from_json(doc: Any) -> Instance:
+    _expect(isinstance(doc, dict), "the top level must be a JSON object", "(top level)")
+    _expect("format" in doc, f"missing; expected {FORMAT!r}", "format")
+    _expect(doc["format"] == FORMAT, f"unsupported version {doc['format']!r}; expected {FORMAT!r}", "format")
+    unknown = sorted(set(doc) - _TOP_FIELDS)
+    _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(_TOP_FIELDS)}", unknown[0] if unknown else "")
+    _expect("prompts" in doc, "missing", "prompts")
+    _expect("budget" in doc, "missing", "budget")
+    prompts = doc["prompts"]
+    _expect(isinstance(prompts, list) and len(prompts) > 0, "must be a non-empty list", "prompts")
+
+    prompt_ids: list[str] = []
+    completion_ids: list[str] = []
+    features: list[list[float]] = []
+    scores: list[float] = []
+    sizes: list[int] = []
+    own_caps: list[float] = []
+    local: list[dict[str, int]] = []
+    d: int | None = None
+    for i, prompt in enumerate(prompts):
+        where = f"prompts[{i}]"
+        _expect(isinstance(prompt, dict), "must be an object", where)
+        unknown = sorted(set(prompt) - _PROMPT_FIELDS)
+        _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(_PROMPT_FIELDS)}", where)
+        _expect("id" in prompt, "missing", f"{where}.id")
+        _expect(isinstance(prompt["id"], str) and prompt["id"] != "", "must be a non-empty string", f"{where}.id")
+        prompt_ids.append(prompt["id"])
+        cap = prompt.get("max_pairs")
+        _expect(cap is None or (isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0),
+                f"must be an integer >= 0 or null, got {cap!r}", f"{where}.max_pairs")
+        own_caps.append(math.inf if cap is None else float(cap))
+        comps = prompt.get("completions")
+        _expect(isinstance(comps, list) and len(comps) > 0, "must be a non-empty list", f"{where}.completions")
+        ids: dict[str, int] = {}
+        for j, comp in enumerate(comps):
+            cw = f"{where}.completions[{j}]"
+            _expect(isinstance(comp, dict), "must be an object", cw)
+            unknown = sorted(set(comp) - _COMPLETION_FIELDS)
+            _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(_COMPLETION_FIELDS)}", cw)
+            _expect("id" in comp, "missing", f"{cw}.id")
+            cid = comp["id"]
+            _expect(isinstance(cid, str) and cid != "", "must be a non-empty string", f"{cw}.id")
+            _expect(cid not in ids, f"duplicate completion id {cid!r} within its prompt "
+                                    f"(also completions[{ids.get(cid)}])", f"{cw}.id")
+            ids[cid] = j
+            _expect("features" in comp, "missing", f"{cw}.features")
+            feat = comp["features"]
+            _expect(isinstance(feat, list) and len(feat) > 0 and all(_is_number(x) for x in feat),
+                    "must be a non-empty list of numbers", f"{cw}.features")
+            if d is None:
+                d = len(feat)
+            _expect(len(feat) == d, f"has {len(feat)} values, expected {d} (as prompts[0].completions[0])",
+                    f"{cw}.features")
+            score = comp.get("score")
+            _expect(score is None or _is_number(score), f"must be a number or null, got {score!r}", f"{cw}.score")
+            completion_ids.append(cid)
+            features.append(feat)
+            scores.append(math.nan if score is None else float(score))
+        sizes.append(len(comps))
+        local.append(ids)
+    seen_prompts = {}
+    for i, pid in enumerate(prompt_ids):
+        _expect(pid not in seen_prompts, f"duplicate prompt id {pid!r} (also prompts[{seen_prompts.get(pid)}])",
+                f"prompts[{i}].id")
+        seen_prompts[pid] = i
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+
+    def pair_table(name: str, extra: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        rows = doc.get(name)
+        if rows is None:
+            return None, None
+        _expect(isinstance(rows, list), "must be a list of [prompt_id, completion_id, completion_id"
+                + (f", {extra}]" if extra else "]"), name)
+        table = np.zeros((len(rows), 2), dtype=np.int64)
+        values = np.ones(len(rows))
+        for r, row in enumerate(rows):
+            where = f"{name}[{r}]"
+            ok_len = isinstance(row, list) and (len(row) == 3 or (extra is not None and len(row) == 4))
+            _expect(ok_len, "must be [prompt_id, completion_id, completion_id" + (f", {extra}]" if extra else "]"), where)
+            pid, a, b = row[0], row[1], row[2]
+            _expect(isinstance(pid, str) and pid in seen_prompts, f"unknown prompt id {pid!r}", where)
+            i = seen_prompts[pid]
+            for cid in (a, b):
+                _expect(isinstance(cid, str) and cid in local[i],
+                        f"completion {cid!r} is not in prompt {pid!r}", where)
+            table[r] = (offsets[i] + local[i][a], offsets[i] + local[i][b])
+            if len(row) == 4:
+                _expect(_is_number(row[3]), f"{extra} must be a number, got {row[3]!r}", where)
+                values[r] = float(row[3])
+        return table, values
+
+    pairs, costs = pair_table("pairs", "cost")
+    fixed_in, _ = pair_table("fixed_in", None)
+    fixed_out, _ = pair_table("fixed_out", None)
+    labeled, counts = pair_table("labeled", "labels")
+
+    groups = []
+    raw_groups = doc.get("groups") or []
+    _expect(isinstance(raw_groups, list), "must be a list of {name, prompts, budget}", "groups")
+    for g, grp in enumerate(raw_groups):
+        where = f"groups[{g}]"
+        _expect(isinstance(grp, dict) and set(grp) == {"name", "prompts", "budget"},
+                "must be an object with exactly 'name', 'prompts' and 'budget'", where)
+        _expect(isinstance(grp["name"], str), "must be a string", f"{where}.name")
+        _expect(isinstance(grp["prompts"], list), "must be a list of prompt ids", f"{where}.prompts")
+        idx = []
+        for pid in grp["prompts"]:
+            _expect(isinstance(pid, str) and pid in seen_prompts, f"unknown prompt id {pid!r}", f"{where}.prompts")
+            idx.append(seen_prompts[pid])
+        groups.append(Group(grp["name"], np.asarray(idx, dtype=np.int64), grp["budget"]))
+
+    settings = {key: doc[key] for key in ("name", "ridge", "weights", "max_pairs_per_prompt",
+                                          "max_pairs_per_completion", "max_labels_per_pair")
+                if key in doc and doc[key] is not None}
+    if "max_labels_per_pair" in doc and doc["max_labels_per_pair"] is None:
+        settings["max_labels_per_pair"] = None
+    score_arr = np.asarray(scores)
+    return Instance(
+        prompt_ids=np.asarray(prompt_ids, dtype=str),
+        prompt_offsets=offsets,
+        completion_ids=np.asarray(completion_ids, dtype=str),
+        features=np.asarray(features, dtype=np.float64),
+        scores=None if np.isnan(score_arr).all() else score_arr,
+        budget=doc["budget"],
+        prompt_max_pairs=np.asarray(own_caps),
+        pairs=pairs,
+        pair_costs=costs,
+        fixed_in=fixed_in if fixed_in is not None else np.zeros((0, 2), dtype=np.int64),
+        fixed_out=fixed_out if fixed_out is not None else np.zeros((0, 2), dtype=np.int64),
+        labeled=labeled if labeled is not None else np.zeros((0, 2), dtype=np.int64),
+        labeled_counts=counts,
+        groups=tuple(groups),
+        **settings,
+    )
+
+
+def _number(x: float) -> int | float:
+    """JSON-friendly number: integers stay integers."""
+    return int(x) if float(x).is_integer() and abs(x) < 2**53 else float(x)
+
+
+def _instance_to_json(inst: Instance) -> dict[str, Any]:
+    prompts = []
+    for i in range(inst.n_prompts):
+        rows = range(int(inst.prompt_offsets[i]), int(inst.prompt_offsets[i + 1]))
+        comps = []
+        for r in rows:
+            comp: dict[str, Any] = {"id": str(inst.completion_ids[r]),
+                                    "features": inst.features[r].tolist()}
+            if inst.scores is not None and not math.isnan(inst.scores[r]):
+                comp["score"] = float(inst.scores[r])
+            comps.append(comp)
+        prompt: dict[str, Any] = {"id": str(inst.prompt_ids[i]), "completions": comps}
+        if inst.prompt_max_pairs is not None and math.isfinite(inst.prompt_max_pairs[i]):
+            prompt["max_pairs"] = int(inst.prompt_max_pairs[i])
+        prompts.append(prompt)
+
+    def table(arr: np.ndarray, values: np.ndarray | None = None) -> list[list[Any]]:
+        rows = inst.pair_ids(arr[:, 0], arr[:, 1])
+        if values is not None:
+            rows = [row + [_number(v)] for row, v in zip(rows, values)]
+        return rows
+
+    doc: dict[str, Any] = {"format": FORMAT, "name": inst.name, "prompts": prompts,
+                           "budget": _number(inst.budget), "ridge": inst.ridge,
+                           "weights": inst.weights,
+                           "max_pairs_per_prompt": inst.max_pairs_per_prompt,
+                           "max_pairs_per_completion": inst.max_pairs_per_completion,
+                           "max_labels_per_pair": inst.max_labels_per_pair,
+                           "pairs": None if inst.pairs is None else table(inst.pairs, inst.pair_costs)}
+    if inst.fixed_in.shape[0]:
+        doc["fixed_in"] = table(inst.fixed_in)
+    if inst.fixed_out.shape[0]:
+        doc["fixed_out"] = table(inst.fixed_out)
+    if inst.labeled.shape[0]:
+        doc["labeled"] = table(inst.labeled, inst.labeled_counts)
+    if inst.groups:
+        doc["groups"] = [{"name": g.name, "prompts": [str(p) for p in inst.prompt_ids[g.prompts]],
+                          "budget": _number(g.budget)} for g in inst.groups]
+    return doc
+
+
+# ---------------------------------------------------------------------------------- NPZ form
+_NPZ_ARRAYS = {"format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features", "score",
+               "prompt_max_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
+               "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets"}
+_META_FIELDS = {"name", "budget", "ridge", "weights", "max_pairs_per_prompt",
+                "max_pairs_per_completion", "max_labels_per_pair"}
+
+
+def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
+    meta = {key: getattr(inst, key) for key in sorted(_META_FIELDS)}
+    arrays: dict[str, np.ndarray] = {
+        "format": np.asarray(FORMAT),
+        "meta": np.asarray(json.dumps(meta)),
+        "prompt_ids": inst.prompt_ids,
+        "prompt_index": inst.prompt_of_row,
+        "completion_ids": inst.completion_ids,
+        "features": inst.features,
+    }
+    if inst.scores is not None:
+        arrays["score"] = inst.scores
+    if inst.prompt_max_pairs is not None:
+        arrays["prompt_max_pairs"] = inst.prompt_max_pairs
+    if inst.pairs is not None:
+        arrays["pairs"] = inst.pairs
+        if inst.pair_costs is not None:
+            arrays["pair_costs"] = inst.pair_costs
+    for name in ("fixed_in", "fixed_out", "labeled"):
+        if getattr(inst, name).shape[0]:
+            arrays[name] = getattr(inst, name)
+    if inst.labeled_counts is not None:
+        arrays["labeled_counts"] = inst.labeled_counts
+    if inst.groups:
+        arrays["group_names"] = np.asarray([g.name for g in inst.groups], dtype=str)
+        arrays["group_budgets"] = np.asarray([g.budget for g in inst.groups])
+        arrays["group_prompts"] = np.concatenate([g.prompts for g in inst.groups])
+        arrays["group_offsets"] = np.cumsum([0] + [len(g.prompts) for g in inst.groups])
+    return arrays
+
+
+def _instance_from_npz(data: dict[str, np.ndarray]) -> Instance:
+    unknown = sorted(set(data) - _NPZ_ARRAYS)
+    _expect(not unknown, f"unknown array(s) {unknown}; known: {sorted(_NPZ_ARRAYS)}", unknown[0] if unknown else "")
+    for key in ("format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features"):
+        _expect(key in data, "missing array", key)
+    version = str(data["format"])
+    _expect(version == FORMAT, f"unsupported version {version!r}; expected {FORMAT!r}", "format")
+    try:
+        meta = json.loads(str(data["meta"]), parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InstanceError(f"not valid JSON: {exc}", field="meta") from None
+    _expect(isinstance(meta, dict), "must be a JSON object", "meta")
+    unknown = sorted(set(meta) - _META_FIELDS)
+    _expect(not unknown, f"unknown field(s) {unknown}", "meta")
+    _expect("budget" in meta, "missing", "meta.budget")
+    prompt_index = data["prompt_index"]
+    _expect(np.issubdtype(prompt_index.dtype, np.integer), "must hold integers", "prompt_index")
+    n = data["prompt_ids"].shape[0]
+    _expect(prompt_index.ndim == 1, "must be one-dimensional", "prompt_index")
+    sizes = np.bincount(prompt_index, minlength=n) if prompt_index.size and prompt_index.min() >= 0 else None
+    ok = sizes is not None and sizes.shape[0] == n and np.all(np.diff(prompt_index) >= 0)
+    _expect(bool(ok), "must list, for each completion row, its prompt 0..n-1 in nondecreasing order",
+            "prompt_index")
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    groups = []
+    if "group_names" in data:
+        go = data["group_offsets"]
+        for g, gname in enumerate(data["group_names"]):
+            groups.append(Group(str(gname), data["group_prompts"][go[g]:go[g + 1]],
+                                float(data["group_budgets"][g])))
+    empty = np.zeros((0, 2), dtype=np.int64)
+    return Instance(
+        prompt_ids=data["prompt_ids"],
+        prompt_offsets=offsets,
+        completion_ids=data["completion_ids"],
+        features=data["features"],
+        scores=data.get("score"),
+        prompt_max_pairs=data.get("prompt_max_pairs"),
+        pairs=data.get("pairs"),
+        pair_costs=data.get("pair_costs"),
+        fixed_in=data.get("fixed_in", empty),
+        fixed_out=data.get("fixed_out", empty),
+        labeled=data.get("labeled", empty),
+        labeled_counts=data.get("labeled_counts"),
+        groups=tuple(groups),
+        **{key: meta[key] for key in meta},
+    )
+
+
+# ---------------------------------------------------------------------------------- files
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".npz"):
+        raise InstanceError(f"unknown instance file type {suffix!r}: use .json or .npz",
+                            source=str(path))
+    return suffix
+
+
+def load_instance(path: str | os.PathLike) -> Instance:
+    """Read an instance from a ``.json`` or ``.npz`` file.
+
+    Raises :class:`InstanceError` whose message names the file, the field and the row.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise InstanceError("no such file", source=str(path))
+    try:
+        if suffix == ".json":
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    doc = json.load(handle, parse_constant=_reject_constant)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise InstanceError(f"not valid JSON: {exc}") from None
+            return _instance_from_json(doc)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise InstanceError(f"not a readable NPZ archive: {exc}") from None
+        return _instance_from_npz(data)
+    except InstanceError as exc:
+        raise exc.with_source(str(path)) from None
+
+
+def save_instance(instance: Instance, path: str | os.PathLike) -> None:
+    """Write an instance as ``.json`` or ``.npz`` (chosen by the suffix), atomically."""
+    path = Path(path)
+    if _suffix(path) == ".json":
+        with atomic_write(path, "w", encoding="utf-8") as handle:
+            json.dump(_instance_to_json(instance), handle, indent=1, allow_nan=False)
+            handle.write("\n")
+    else:
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, **_instance_to_npz(instance))
+
+
+def instances_equal(a: Instance, b: Instance) -> bool:
+    """Whether two instances hold exactly the same data (NaN equal to NaN)."""
+    for f in fields(Instance):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "groups":
+            if len(x) != len(y) or any(
+                g.name != h.name or g.budget != h.budget or not np.array_equal(g.prompts, h.prompts)
+                for g, h in zip(x, y)
+            ):
+                return False
+        elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if x is None or y is None or x.shape != y.shape:
+                return False
+            if x.dtype.kind == "f" or y.dtype.kind == "f":
+                if not np.array_equal(x, y, equal_nan=True):
+                    return False
+            elif not np.array_equal(x, y):
+                return False
+        elif x != y:
+            return False
+    return True

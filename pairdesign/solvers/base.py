@@ -1,0 +1,133 @@
+"""What every method shares: typed options, the run context, and the registry of methods.
+
+A method is a class with a ``name``, an ``Options`` dataclass (typed, with defaults), capability
+flags (``needs_scores``), and one hook ``run(context) -> Outcome``. The front door
+(:func:`pairdesign.solve`) validates the request, times the run, and builds the :class:`Result`
+(objective recomputed from the instance) in a ``finally``-style path, as Pyomo's GDPopt does.
+Methods are found through one registry of import paths, so heavy modules load only when needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from ..constraints import DesignBuilder
+from ..errors import OptionError
+from ..information import Criterion
+from ..instance import Instance
+from .result import SolutionStatus, TerminationCondition
+
+# name -> "module:Class", in the order the CLI lists them
+METHODS: dict[str, str] = {
+    "greedy": "pairdesign.solvers.greedy:Greedy",
+    "random": "pairdesign.solvers.baselines:RandomPairs",
+    "first-k": "pairdesign.solvers.baselines:FirstK",
+    "best-vs-worst": "pairdesign.solvers.baselines:BestVsWorst",
+    "ultrafeedback": "pairdesign.solvers.baselines:UltraFeedback",
+    "max-margin": "pairdesign.solvers.baselines:MaxMargin",
+    "min-margin": "pairdesign.solvers.baselines:MinMargin",
+    "max-distance": "pairdesign.solvers.baselines:MaxDistance",
+}
+DEFAULT_METHOD = "greedy"
+
+
+@dataclass
+class Context:
+    """What a method sees: the instance, the request, the clock, the seed, and the log."""
+
+    instance: Instance
+    criterion: Criterion
+    budget: float
+    time_limit: float | None
+    seed: int | None
+    options: Any
+    logger: logging.Logger
+    rng: np.random.Generator = field(init=False)
+    started: float = field(init=False, default_factory=time.perf_counter)
+    log: list[str] = field(default_factory=list)
+    incumbent: DesignBuilder | None = None
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def out_of_time(self) -> bool:
+        return self.time_limit is not None and self.elapsed() >= self.time_limit
+
+    def say(self, message: str) -> None:
+        """A progress line: logged at INFO and kept in the Result's log."""
+        line = f"[{self.elapsed():8.2f}s] {message}"
+        self.log.append(line)
+        self.logger.info(line)
+
+    def builder(self) -> DesignBuilder:
+        """A fresh feasible design (the pairs fixed in), registered as the incumbent."""
+        self.incumbent = DesignBuilder(self.instance, self.budget)
+        return self.incumbent
+
+
+@dataclass
+class Outcome:
+    """What a method returns to the front door: the design and how the run ended."""
+
+    counts: np.ndarray
+    termination: TerminationCondition
+    status: SolutionStatus = SolutionStatus.feasible
+    bound: float | None = None
+    solver: str | None = None
+
+
+class Method(Protocol):
+    name: ClassVar[str]
+    needs_scores: ClassVar[bool]
+    Options: ClassVar[type]
+
+    def run(self, context: Context) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A method without options."""
+
+
+def method_class(name: str) -> type:
+    """The class of a registered method (imported on first use)."""
+    if name not in METHODS:
+        raise OptionError(f"unknown method {name!r}; choose one of {list(METHODS)}")
+    module, _, cls = METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_options(method: type, options: dict[str, Any] | None) -> Any:
+    """The method's typed options from a dict; unknown names and wrong types are errors."""
+    options = dict(options or {})
+    known = {f.name: f for f in dataclasses.fields(method.Options)}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise OptionError(f"unknown option(s) {unknown} for method {method.name!r}; "
+                          f"known: {sorted(known) or 'none'}")
+    for key, value in options.items():
+        kind = known[key].type
+        kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+        ok = {
+            "int": isinstance(value, (int, np.integer)) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+        }.get(kind, True)
+        if not ok:
+            raise OptionError(f"option {key!r} of method {method.name!r} must be {kind}, got {value!r}")
+    opts = method.Options(**options)
+    check = getattr(opts, "check", None)
+    if check is not None:
+        check()
+    return opts
