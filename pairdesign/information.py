@@ -329,15 +329,18 @@ class RankOneInverse:
             return w * float(u @ u) / (1.0 + w * q)
         return w * float(u @ self.criterion.H @ u) / (1.0 + w * q)
 
-    def add(self, z: np.ndarray, w: float) -> None:
-        """M += w z z^T."""
+    def add(self, z: np.ndarray, w: float) -> tuple[np.ndarray, float]:
+        """M += w z z^T. Returns ``(u, c)``, u = M^-1 z before the update and
+        c = w / (1 + w z^T u), so that the new inverse is ``M^-1 - c u u^T``."""
         u = self.Minv @ z
-        self.Minv -= (w / (1.0 + w * float(z @ u))) * np.outer(u, u)
+        c = w / (1.0 + w * float(z @ u))
+        self.Minv -= c * np.outer(u, u)
         self.M += w * np.outer(z, z)
         self._since += 1
         if self._since >= self.refresh:
             self.Minv = _inverse(self.M)
             self._since = 0
+        return u, c
 
     def value(self) -> float:
         return self.criterion.value(self.M)

@@ -3,21 +3,21 @@
 Step t adds the feasible pair maximising ``(f(M + w_p z_p z_p^T) - f(M)) / c_p`` and updates
 M^-1 by Sherman-Morrison (O(d^2), :class:`~pairdesign.information.RankOneInverse`).
 
-Lazy evaluation (Minoux): stale gains are kept in a max-heap; the top pair is re-evaluated and
-taken if its fresh gain still beats the next stale one. For D, log det is submodular in the
-labels, so stale gains are upper bounds and lazy greedy picks exactly what plain greedy picks.
-For A and L the gains may grow, so the lazy variant is a heuristic (``lazy=False`` recomputes every
-gain at every step through completions, O(N d^2 + P d) per label).
+Lazy evaluation (Minoux): the gains of a working set S of the most promising pairs are kept exact by
+rank-one updates, and every other gain by its value at the last full evaluation, which for D is
+an upper bound (log det is submodular in the labels): lazy greedy then picks exactly what plain
+greedy picks. For A and L the gains may grow, so the lazy variant is a heuristic there
+(``lazy=False`` recomputes every gain at every step through completions, O(N d^2 + P d) per label).
 """
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..information import RankOneInverse, centered_features, information_matrix, marginal_gains
+from ..constraints import DesignBuilder
 from .base import Context, Outcome
 from .result import TerminationCondition
 
@@ -56,37 +56,85 @@ class Greedy:
     def _report_every(ctx: Context) -> int:
         return max(1, int(ctx.budget // 10))
 
-    def _lazy(self, ctx: Context, design, tracker: RankOneInverse) -> bool:
-        inst = ctx.instance
+    def _lazy(self, ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
+        """Lazy greedy over a working set S of the pairs with the largest gains.
+
+        The gains of the pairs in S are kept exact by rank-one updates (O(|S| d) per label);
+        ``bound`` is the largest gain outside S at the last refresh. For D, gains only fall, so
+        while the best pair in S beats ``bound`` it is the greedy choice over all pairs; otherwise
+        every gain is recomputed through completions and S rebuilt (doubling |S| if it ran short).
+        """
+        inst, crit = ctx.instance, ctx.criterion
         cand = inst.candidates
         phi = centered_features(inst)
-        cost = cand.cost
-        open_pairs = np.flatnonzero(design.counts < cand.upper)
-        bounds = marginal_gains(inst, tracker.M, ctx.criterion, open_pairs) / cost[open_pairs]
-        heap = list(zip((-bounds).tolist(), open_pairs.tolist()))
-        heapq.heapify(heap)
-        report, added, evaluations = self._report_every(ctx), 0, 0
-        while heap and not design.full():
-            if evaluations % 64 == 0 and ctx.out_of_time():
+        size = min(len(cand), max(1024, 4 * inst.dim))
+        cap = max(size, (1 << 24) // max(1, inst.dim))  # |S| x d floats stay under 128 MiB
+        K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
+        report, added, refreshes = self._report_every(ctx), 0, 0
+        while not design.full():
+            if ctx.out_of_time():
                 return False
-            _, p = heapq.heappop(heap)
-            if not design.fits(p):
-                continue  # constraints are monotone: it will never fit again
-            z = phi[cand.j[p]] - phi[cand.k[p]]
-            w = float(cand.weight[p])
-            fresh = tracker.marginal_gain(z, w) / float(cost[p])
-            evaluations += 1
-            if heap and fresh < -heap[0][0]:
-                heapq.heappush(heap, (-fresh, p))
-                continue
-            design.add(p)
-            tracker.add(z, w)
-            added += 1
-            if design.counts[p] < cand.upper[p]:
-                heapq.heappush(heap, (-fresh, p))  # an upper bound on its next gain (D)
-            if added % report == 0:
-                ctx.say(f"greedy: {added} labels, {evaluations} gain evaluations, f = {tracker.value():.6g}")
+            open_pairs = np.flatnonzero(design.open_mask())
+            if open_pairs.size == 0:
+                return True
+            ratio = marginal_gains(inst, tracker.M, crit, open_pairs) / cand.cost[open_pairs]
+            refreshes += 1
+            if open_pairs.size > size:
+                part = np.argpartition(-ratio, size)
+                work, bound = open_pairs[part[:size]], float(ratio[part[size:]].max())
+            else:
+                work, bound = open_pairs, -np.inf
+            Z = phi[cand.j[work]] - phi[cand.k[work]]
+            w, cost = cand.weight[work], cand.cost[work]
+            alive = np.ones(work.size, dtype=bool)
+            q1, qG = self._forms(Z, tracker.Minv, K)
+            steps = 0
+            while not design.full():
+                if ctx.out_of_time():
+                    return False
+                if crit.name == "D":
+                    gain = np.log1p(w * q1)
+                else:
+                    gain = w * qG / (1.0 + w * q1)
+                gain = np.where(alive, gain / cost, -np.inf)
+                b = int(np.argmax(gain))
+                if not alive[b] or gain[b] < bound:
+                    break  # S ran short: refresh
+                p = int(work[b])
+                if not design.fits(p):
+                    alive[b] = False
+                    continue
+                M_inv = tracker.Minv
+                z = Z[b]
+                KMu = None if K is None else M_inv @ (K @ (M_inv @ z))
+                u, c = tracker.add(z, float(w[b]))
+                design.add(p)
+                added += 1
+                steps += 1
+                if design.counts[p] >= cand.upper[p]:
+                    alive[b] = False
+                t = Z @ u
+                q1 = np.maximum(q1 - c * t * t, 0.0)
+                if K is not None:
+                    r = Z @ KMu
+                    qG = np.maximum(qG - 2.0 * c * t * r + (c * c * float(u @ K @ u)) * t * t, 0.0)
+                if steps % tracker.refresh == 0:
+                    q1, qG = self._forms(Z, tracker.Minv, K)  # against drift
+                if added % report == 0:
+                    ctx.say(f"greedy: {added} labels, {refreshes} refreshes of all gains, "
+                            f"working set {work.size}, f = {tracker.value():.6g}")
+            if steps < 8 and size < cap:
+                size = min(cap, 4 * size)
         return True
+
+    @staticmethod
+    def _forms(Z: np.ndarray, M_inv: np.ndarray, K: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """q1 = z^T M^-1 z and (A, L) qG = z^T M^-1 K M^-1 z for the rows z of Z."""
+        Y = Z @ M_inv
+        q1 = np.einsum("ij,ij->i", Y, Z)
+        if K is None:
+            return q1, None
+        return q1, np.einsum("ij,ij->i", Y @ K, Y)
 
     def _plain(self, ctx: Context, design, tracker: RankOneInverse) -> bool:
         inst = ctx.instance
