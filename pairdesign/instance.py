@@ -740,6 +740,19 @@ def _instance_to_json(inst: Instance) -> dict[str, Any]:
     return doc
 
 
+def _compact_json(value: Any, indent: str = "") -> str:
+    """JSON with one line per small object (a completion, a pair), indented otherwise."""
+    flat = json.dumps(value, allow_nan=False)
+    if len(flat) <= 100 or not isinstance(value, (list, dict)) or not value:
+        return flat
+    inner = indent + " "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {_compact_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    items = [inner + _compact_json(v, inner) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + indent + "]"
+
+
 # ---------------------------------------------------------------------------------- NPZ form
 _NPZ_ARRAYS = {"format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features", "score",
                "prompt_max_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
@@ -870,8 +883,7 @@ def save_instance(instance: Instance, path: str | os.PathLike) -> None:
     path = Path(path)
     if _suffix(path) == ".json":
         with atomic_write(path, "w", encoding="utf-8") as handle:
-            json.dump(_instance_to_json(instance), handle, indent=1, allow_nan=False)
-            handle.write("\n")
+            handle.write(_compact_json(_instance_to_json(instance)) + "\n")
     else:
         with atomic_write(path, "wb") as handle:
             np.savez(handle, **_instance_to_npz(instance))
