@@ -88,6 +88,7 @@ class Greedy:
             w, cost = cand.weight[work], cand.cost[work]
             alive = np.ones(work.size, dtype=bool)
             q1, qG = self._forms(Z, tracker.Minv, K)
+            scale = self._scale(q1, qG)
             steps = 0
             while not design.full():
                 if ctx.out_of_time():
@@ -118,14 +119,28 @@ class Greedy:
                 if K is not None:
                     r = Z @ KMu
                     qG = np.maximum(qG - 2.0 * c * t * r + (c * c * float(u @ K @ u)) * t * t, 0.0)
-                if steps % tracker.refresh == 0:
-                    q1, qG = self._forms(Z, tracker.Minv, K)  # against drift
+                # subtracting rank-one terms loses digits as the forms shrink: recompute them
+                # exactly once they fell by 1e4 (early on, when the ridge dominates M) or often
+                if steps % tracker.refresh == 0 or self._shrunk(q1, qG, scale):
+                    q1, qG = self._forms(Z, tracker.Minv, K)
+                    scale = self._scale(q1, qG)
                 if added % report == 0:
                     ctx.say(f"greedy: {added} labels, {refreshes} refreshes of all gains, "
                             f"working set {work.size}, f = {tracker.value():.6g}")
             if steps < 8 and size < cap:
                 size = min(cap, 4 * size)
         return True
+
+    @staticmethod
+    def _scale(q1: np.ndarray, qG: np.ndarray | None) -> tuple[float, float]:
+        return q1.max(initial=0.0), 0.0 if qG is None else qG.max(initial=0.0)
+
+    @staticmethod
+    def _shrunk(q1: np.ndarray, qG: np.ndarray | None, scale: tuple[float, float]) -> bool:
+        """Whether a form fell below 1e-4 of its size at the last exact evaluation."""
+        if q1.max(initial=0.0) < 1e-4 * scale[0]:
+            return True
+        return qG is not None and qG.max(initial=0.0) < 1e-4 * scale[1]
 
     @staticmethod
     def _forms(Z: np.ndarray, M_inv: np.ndarray, K: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
