@@ -14,7 +14,7 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class Context:
     started: float = field(init=False, default_factory=time.perf_counter)
     log: list[str] = field(default_factory=list)
     incumbent: DesignBuilder | None = None
+    _last_progress: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -68,6 +69,14 @@ class Context:
         line = f"[{self.elapsed():8.2f}s] {message}"
         self.log.append(line)
         self.logger.info(line)
+
+    def progress(self, message: Callable[[], str], every: float = 1.0) -> None:
+        """A progress line, at most one per ``every`` seconds (long runs show progress; short
+        runs stay quiet). ``message`` is called only when the line is shown."""
+        now = self.elapsed()
+        if now - self._last_progress >= every:
+            self._last_progress = now
+            self.say(message())
 
     def builder(self) -> DesignBuilder:
         """A fresh feasible design (the pairs fixed in), registered as the incumbent."""

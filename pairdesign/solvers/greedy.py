@@ -52,10 +52,6 @@ class Greedy:
         return Outcome(design.counts, TerminationCondition.completed if finished
                        else TerminationCondition.time_limit)
 
-    @staticmethod
-    def _report_every(ctx: Context) -> int:
-        return max(1, int(ctx.budget // 10))
-
     def _lazy(self, ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
         """Lazy greedy over a working set S of the pairs with the largest gains.
 
@@ -70,7 +66,7 @@ class Greedy:
         size = min(len(cand), max(1024, 4 * inst.dim))
         cap = max(size, (1 << 24) // max(1, inst.dim))  # |S| x d floats stay under 128 MiB
         K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
-        report, added, refreshes = self._report_every(ctx), 0, 0
+        added, refreshes = 0, 0
         while not design.full():
             if ctx.out_of_time():
                 return False
@@ -124,9 +120,8 @@ class Greedy:
                 if steps % tracker.refresh == 0 or self._shrunk(q1, qG, scale):
                     q1, qG = self._forms(Z, tracker.Minv, K)
                     scale = self._scale(q1, qG)
-                if added % report == 0:
-                    ctx.say(f"greedy: {added} labels, {refreshes} refreshes of all gains, "
-                            f"working set {work.size}, f = {tracker.value():.6g}")
+                ctx.progress(lambda: f"greedy: {added} labels, {refreshes} refreshes of all gains, "
+                             f"working set {work.size}, f = {tracker.value():.6g}")
             if steps < 8 and size < cap:
                 size = min(cap, 4 * size)
         return True
@@ -155,7 +150,7 @@ class Greedy:
         inst = ctx.instance
         cand = inst.candidates
         phi = centered_features(inst)
-        report, added = self._report_every(ctx), 0
+        added = 0
         while not design.full():
             if ctx.out_of_time():
                 return False
@@ -172,6 +167,5 @@ class Greedy:
             design.add(p)
             tracker.add(z, float(cand.weight[p]))
             added += 1
-            if added % report == 0:
-                ctx.say(f"greedy: {added} labels, f = {tracker.value():.6g}")
+            ctx.progress(lambda: f"greedy: {added} labels, f = {tracker.value():.6g}")
         return True
