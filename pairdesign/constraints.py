@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from .instance import Instance
 
@@ -155,3 +157,60 @@ class DesignBuilder:
                         return True
             if not added or int(self._upper.max(initial=1)) <= 1:
                 return True
+
+
+@dataclass(frozen=True, eq=False)
+class LinearConstraints:
+    """The constraints of section 4 as ``A n <= b, lower <= n <= upper`` over the candidates.
+
+    Rows: the budget (costs), every finite per-prompt cap, every per-completion cap (if any), every
+    group budget. ``A`` is sparse (CSR), with ``names[r]`` saying what row r is.
+    """
+
+    A: sp.csr_matrix
+    b: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    names: tuple[str, ...]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.b.shape[0])
+
+
+def linear_constraints(instance: Instance, budget: float | None = None) -> LinearConstraints:
+    """Build :class:`LinearConstraints` for an instance (and optionally another budget)."""
+    cand = instance.candidates
+    budget = instance.budget if budget is None else float(budget)
+    P = len(cand)
+    blocks, rhs, names = [sp.csr_matrix(cand.cost.reshape(1, -1))], [np.array([budget])], ["budget"]
+    caps = instance.prompt_caps()
+    finite = np.flatnonzero(np.isfinite(caps))
+    if finite.size:
+        row_of_prompt = np.full(instance.n_prompts, -1)
+        row_of_prompt[finite] = np.arange(finite.size)
+        keep = row_of_prompt[cand.prompt] >= 0
+        cols = np.flatnonzero(keep)
+        blocks.append(sp.csr_matrix((np.ones(cols.size), (row_of_prompt[cand.prompt[cols]], cols)),
+                                    shape=(finite.size, P)))
+        rhs.append(caps[finite])
+        names += [f"max_pairs of prompt {instance.prompt_ids[i]}" for i in finite]
+    if math.isfinite(instance.completion_cap()):
+        touched = np.unique(np.concatenate([cand.j, cand.k]))
+        row = np.full(instance.n_completions, -1)
+        row[touched] = np.arange(touched.size)
+        cols = np.arange(P)
+        blocks.append(sp.csr_matrix((np.ones(2 * P), (np.concatenate([row[cand.j], row[cand.k]]),
+                                                      np.concatenate([cols, cols]))),
+                                    shape=(touched.size, P)))
+        rhs.append(np.full(touched.size, instance.completion_cap()))
+        names += [f"max_pairs_per_completion of {instance.row_name(int(r))}" for r in touched]
+    for group in instance.groups:
+        in_group = np.isin(cand.prompt, group.prompts)
+        blocks.append(sp.csr_matrix((cand.cost * in_group).reshape(1, -1)))
+        rhs.append(np.array([group.budget]))
+        names.append(f"budget of group {group.name}")
+    A = sp.vstack(blocks, format="csr")
+    A.eliminate_zeros()
+    return LinearConstraints(A=A, b=np.concatenate(rhs), lower=cand.lower.astype(np.float64),
+                             upper=cand.upper.astype(np.float64), names=tuple(names))

@@ -41,6 +41,7 @@ _CHUNK = 1 << 15  # pairs per block in the quadratic-form kernel (chunk x d floa
 __all__ = [
     "CRITERIA",
     "Criterion",
+    "PairForms",
     "RankOneInverse",
     "bradley_terry_weights",
     "centered_features",
@@ -334,7 +335,7 @@ class RankOneInverse:
         c = w / (1 + w z^T u), so that the new inverse is ``M^-1 - c u u^T``."""
         u = self.Minv @ z
         c = w / (1.0 + w * float(z @ u))
-        self.Minv -= c * np.outer(u, u)
+        self.Minv = self.Minv - c * np.outer(u, u)  # a new array: callers may hold the old one
         self.M += w * np.outer(z, z)
         self._since += 1
         if self._since >= self.refresh:
@@ -344,3 +345,55 @@ class RankOneInverse:
 
     def value(self) -> float:
         return self.criterion.value(self.M)
+
+
+class PairForms:
+    """The quadratic forms of a working set of pairs (rows of ``Z``), kept exact as M changes.
+
+    ``q1 = z^T M^-1 z`` and, for A and L, ``qG = z^T M^-1 K M^-1 z`` (K = I or H). After
+    ``M += w x x^T`` with ``u = M^-1 x`` (before) and ``c = w / (1 + w x^T u)``:
+
+        q1 -= c t^2,   qG -= 2 c t r - c^2 t^2 (u^T K u),   t = Z u,  r = Z M^-1 K u,
+
+    O(|S| d) per update. Subtracting loses digits as forms shrink, so they are recomputed
+    (O(|S| d^2)) once the largest fell below 1e-4 of its size at the last exact evaluation.
+    """
+
+    def __init__(self, Z: np.ndarray, weight: np.ndarray, M_inv: np.ndarray, criterion: Criterion):
+        self.Z = Z
+        self.weight = weight
+        self.criterion = criterion
+        d = Z.shape[1]
+        self.K = None if criterion.name == "D" else (np.eye(d) if criterion.name == "A" else criterion.H)
+        self.recompute(M_inv)
+
+    def recompute(self, M_inv: np.ndarray) -> None:
+        Y = self.Z @ M_inv
+        self.q1 = np.einsum("ij,ij->i", Y, self.Z)
+        self.qG = None if self.K is None else np.einsum("ij,ij->i", Y @ self.K, Y)
+        self._scale = self._sizes()
+
+    def _sizes(self) -> tuple[float, float]:
+        return (self.q1.max(initial=0.0), 0.0 if self.qG is None else self.qG.max(initial=0.0))
+
+    def update(self, M_inv_before: np.ndarray, u: np.ndarray, c: float, M_inv_after: np.ndarray) -> None:
+        """Account for ``M += w x x^T`` given ``u = M^-1 x`` and ``c`` (from RankOneInverse.add)."""
+        t = self.Z @ u
+        self.q1 = np.maximum(self.q1 - c * t * t, 0.0)
+        if self.K is not None:
+            Ku = self.K @ u
+            r = self.Z @ (M_inv_before @ Ku)
+            self.qG = np.maximum(self.qG - 2.0 * c * t * r + (c * c * float(u @ Ku)) * t * t, 0.0)
+        now = self._sizes()
+        if now[0] < 1e-4 * self._scale[0] or (self.qG is not None and now[1] < 1e-4 * self._scale[1]):
+            self.recompute(M_inv_after)
+
+    def gains(self) -> np.ndarray:
+        """First-order gains g = w z^T (df/dM) z."""
+        return self.weight * (self.q1 if self.qG is None else self.qG)
+
+    def marginal_gains(self) -> np.ndarray:
+        """f(M + w z z^T) - f(M) (as :func:`marginal_gains`)."""
+        if self.qG is None:
+            return np.log1p(self.weight * self.q1)
+        return self.weight * self.qG / (1.0 + self.weight * self.q1)

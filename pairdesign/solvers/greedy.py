@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..information import RankOneInverse, centered_features, information_matrix, marginal_gains
+from ..information import (PairForms, RankOneInverse, centered_features, information_matrix,
+                           marginal_gains)
 from ..constraints import DesignBuilder
 from .base import Context, Outcome
 from .result import TerminationCondition
@@ -65,7 +66,6 @@ class Greedy:
         phi = centered_features(inst)
         size = min(len(cand), max(1024, 4 * inst.dim))
         cap = max(size, (1 << 24) // max(1, inst.dim))  # |S| x d floats stay under 128 MiB
-        K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
         added, refreshes = 0, 0
         while not design.full():
             if ctx.out_of_time():
@@ -80,20 +80,15 @@ class Greedy:
                 work, bound = open_pairs[part[:size]], float(ratio[part[size:]].max())
             else:
                 work, bound = open_pairs, -np.inf
-            Z = phi[cand.j[work]] - phi[cand.k[work]]
-            w, cost = cand.weight[work], cand.cost[work]
+            forms = PairForms(phi[cand.j[work]] - phi[cand.k[work]], cand.weight[work],
+                              tracker.Minv, crit)
+            cost = cand.cost[work]
             alive = np.ones(work.size, dtype=bool)
-            q1, qG = self._forms(Z, tracker.Minv, K)
-            scale = self._scale(q1, qG)
             steps = 0
             while not design.full():
                 if ctx.out_of_time():
                     return False
-                if crit.name == "D":
-                    gain = np.log1p(w * q1)
-                else:
-                    gain = w * qG / (1.0 + w * q1)
-                gain = np.where(alive, gain / cost, -np.inf)
+                gain = np.where(alive, forms.marginal_gains() / cost, -np.inf)
                 b = int(np.argmax(gain))
                 if not alive[b] or gain[b] < bound:
                     break  # S ran short: refresh
@@ -102,49 +97,20 @@ class Greedy:
                     alive[b] = False
                     continue
                 M_inv = tracker.Minv
-                z = Z[b]
-                KMu = None if K is None else M_inv @ (K @ (M_inv @ z))
-                u, c = tracker.add(z, float(w[b]))
+                u, c = tracker.add(forms.Z[b], float(forms.weight[b]))
+                forms.update(M_inv, u, c, tracker.Minv)
                 design.add(p)
                 added += 1
                 steps += 1
                 if design.counts[p] >= cand.upper[p]:
                     alive[b] = False
-                t = Z @ u
-                q1 = np.maximum(q1 - c * t * t, 0.0)
-                if K is not None:
-                    r = Z @ KMu
-                    qG = np.maximum(qG - 2.0 * c * t * r + (c * c * float(u @ K @ u)) * t * t, 0.0)
-                # subtracting rank-one terms loses digits as the forms shrink: recompute them
-                # exactly once they fell by 1e4 (early on, when the ridge dominates M) or often
-                if steps % tracker.refresh == 0 or self._shrunk(q1, qG, scale):
-                    q1, qG = self._forms(Z, tracker.Minv, K)
-                    scale = self._scale(q1, qG)
+                if steps % tracker.refresh == 0:
+                    forms.recompute(tracker.Minv)
                 ctx.progress(lambda: f"greedy: {added} labels, {refreshes} refreshes of all gains, "
                              f"working set {work.size}, f = {tracker.value():.6g}")
             if steps < 8 and size < cap:
                 size = min(cap, 4 * size)
         return True
-
-    @staticmethod
-    def _scale(q1: np.ndarray, qG: np.ndarray | None) -> tuple[float, float]:
-        return q1.max(initial=0.0), 0.0 if qG is None else qG.max(initial=0.0)
-
-    @staticmethod
-    def _shrunk(q1: np.ndarray, qG: np.ndarray | None, scale: tuple[float, float]) -> bool:
-        """Whether a form fell below 1e-4 of its size at the last exact evaluation."""
-        if q1.max(initial=0.0) < 1e-4 * scale[0]:
-            return True
-        return qG is not None and qG.max(initial=0.0) < 1e-4 * scale[1]
-
-    @staticmethod
-    def _forms(Z: np.ndarray, M_inv: np.ndarray, K: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """q1 = z^T M^-1 z and (A, L) qG = z^T M^-1 K M^-1 z for the rows z of Z."""
-        Y = Z @ M_inv
-        q1 = np.einsum("ij,ij->i", Y, Z)
-        if K is None:
-            return q1, None
-        return q1, np.einsum("ij,ij->i", Y @ K, Y)
 
     def _plain(self, ctx: Context, design, tracker: RankOneInverse) -> bool:
         inst = ctx.instance
