@@ -172,6 +172,7 @@ class LinearConstraints:
     lower: np.ndarray
     upper: np.ndarray
     names: tuple[str, ...]
+    prompt_row: np.ndarray  # the row of each prompt's cap, -1 where uncapped
 
     @property
     def n_rows(self) -> int:
@@ -186,6 +187,8 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Linea
     blocks, rhs, names = [sp.csr_matrix(cand.cost.reshape(1, -1))], [np.array([budget])], ["budget"]
     caps = instance.prompt_caps()
     finite = np.flatnonzero(np.isfinite(caps))
+    prompt_row = np.full(instance.n_prompts, -1)
+    prompt_row[finite] = 1 + np.arange(finite.size)
     if finite.size:
         row_of_prompt = np.full(instance.n_prompts, -1)
         row_of_prompt[finite] = np.arange(finite.size)
@@ -213,4 +216,19 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Linea
     A = sp.vstack(blocks, format="csr")
     A.eliminate_zeros()
     return LinearConstraints(A=A, b=np.concatenate(rhs), lower=cand.lower.astype(np.float64),
-                             upper=cand.upper.astype(np.float64), names=tuple(names))
+                             upper=cand.upper.astype(np.float64), names=tuple(names),
+                             prompt_row=prompt_row)
+
+
+def shrink_into(lc: LinearConstraints, n: np.ndarray) -> np.ndarray:
+    """A point pulled into the polytope: clipped to the bounds, then the part above the lower
+    bounds shrunk until every row ``A n <= b`` holds (A >= 0, so the result is feasible).
+    Meant for points that are feasible up to rounding or a solver's tolerances."""
+    n = np.clip(n, lc.lower, lc.upper)
+    extra = n - lc.lower
+    use = lc.A @ extra
+    room = lc.b - lc.A @ lc.lower
+    over = use > room
+    if over.any():
+        n = lc.lower + extra * (float(np.min(np.maximum(room[over], 0.0) / use[over])) * (1 - 1e-12))
+    return n

@@ -88,12 +88,18 @@ def solve(
 
 def _result(instance: Instance, crit: Criterion, method: str, budget: float, seed: int | None,
             ctx: Context, outcome: Outcome) -> Result:
-    counts = np.asarray(outcome.counts, dtype=np.int64)
-    broken = violations(instance, counts, budget)
+    fractional = outcome.fractional
+    counts = np.asarray(outcome.counts, dtype=np.float64 if fractional else np.int64)
+    broken = violations(instance, counts, budget, integral=not fractional)
     if broken:  # a bug in the method, never the user's fault
         raise RuntimeError(f"method {method!r} returned an infeasible design: {'; '.join(broken)}")
     cand = instance.candidates
-    chosen = np.repeat(np.arange(len(cand)), counts)
+    if fractional:  # every pair of positive weight, once, with its weight
+        chosen = np.flatnonzero(counts > 1e-12)
+        weights: tuple[float, ...] | None = tuple(counts[chosen].tolist())
+    else:  # every label
+        chosen = np.repeat(np.arange(len(cand)), counts)
+        weights = None
     pairs = tuple(tuple(p) for p in instance.pair_ids(cand.j[chosen], cand.k[chosen]))
     return Result(
         pairs=pairs,  # type: ignore[arg-type]
@@ -112,4 +118,5 @@ def _result(instance: Instance, crit: Criterion, method: str, budget: float, see
         dim=instance.dim,
         seed=seed,
         log=tuple(ctx.log),
+        weights=weights,
     )

@@ -27,6 +27,7 @@ from .result import SolutionStatus, TerminationCondition
 # name -> "module:Class", in the order the CLI lists them
 METHODS: dict[str, str] = {
     "greedy": "pairdesign.solvers.greedy:Greedy",
+    "relax": "pairdesign.solvers.relax:Relax",
     "random": "pairdesign.solvers.baselines:RandomPairs",
     "first-k": "pairdesign.solvers.baselines:FirstK",
     "best-vs-worst": "pairdesign.solvers.baselines:BestVsWorst",
@@ -93,6 +94,7 @@ class Outcome:
     status: SolutionStatus = SolutionStatus.feasible
     bound: float | None = None
     solver: str | None = None
+    fractional: bool = False  # counts are the relaxation's real weights, not labels
 
 
 class Method(Protocol):

@@ -50,7 +50,8 @@ class Result:
     """A design and what is known of it.
 
     ``pairs`` lists the selected pairs as ``(prompt_id, completion_id, completion_id)``, once per
-    label; ``counts[p]`` is n_p for every candidate pair p of the instance. ``objective`` is
+    label; ``counts[p]`` is n_p for every candidate pair p of the instance. A fractional design
+    (the relaxation) lists each pair of positive weight once, with ``weights`` beside ``pairs``. ``objective`` is
     f(M(n)) recomputed from the instance (DESIGN.md section 3); ``bound`` is a proven upper bound
     on the optimum (None where the method has none) and ``gap = bound - objective``.
     """
@@ -71,6 +72,7 @@ class Result:
     dim: int = 0
     seed: int | None = None
     log: tuple[str, ...] = field(default_factory=tuple)
+    weights: tuple[float, ...] | None = None
 
     @property
     def gap(self) -> float | None:
@@ -87,8 +89,13 @@ class Result:
         return math.exp(-self.gap / self.dim)
 
     @property
-    def n_labels(self) -> int:
-        return len(self.pairs)
+    def fractional(self) -> bool:
+        return self.weights is not None
+
+    @property
+    def n_labels(self) -> float:
+        """Labels in the design (their total weight for a fractional design)."""
+        return float(sum(self.weights)) if self.weights is not None else len(self.pairs)
 
     def to_dict(self) -> dict[str, Any]:
         """The design file's content (``pairdesign.design/1``)."""
@@ -108,7 +115,9 @@ class Result:
             "termination": self.termination.value,
             "seconds": round(self.seconds, 6),
             "seed": self.seed,
-            "pairs": [list(p) for p in self.pairs],
+            "fractional": self.fractional,
+            "pairs": ([list(p) for p in self.pairs] if self.weights is None
+                      else [list(p) + [w] for p, w in zip(self.pairs, self.weights)]),
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -132,7 +141,8 @@ class Result:
                 for key, value in doc.items():
                     handle.write(f"# {key}: {json.dumps(value)}\n")
                 writer = csv.writer(handle)
-                writer.writerow(["prompt_id", "completion_a", "completion_b"])
+                writer.writerow(["prompt_id", "completion_a", "completion_b"]
+                                + (["weight"] if self.fractional else []))
                 writer.writerows(pairs)
         else:
             raise OptionError(f"unknown design file type {suffix!r}: use .json or .csv ({path})")
@@ -145,7 +155,7 @@ class Result:
         eff_text = "" if eff is None else f"  (D-efficiency >= {eff:.4f})"
         return (
             f"method {self.method} ({self.solver or 'native'}), criterion {self.criterion}: "
-            f"{self.n_labels} labels, budget used {self.budget_used:g} of {self.budget:g}\n"
+            f"{self.n_labels:g} {'labels (fractional)' if self.fractional else 'labels'}, budget used {self.budget_used:g} of {self.budget:g}\n"
             f"objective {self.objective:.6g}  bound {bound}{gap}{eff_text}\n"
             f"status {self.status.value} ({self.termination.value}) in {self.seconds:.3f} s"
         )

@@ -1,0 +1,69 @@
+"""The convex relaxation (CR) as a cvxpy Problem: the readable reference.
+
+    maximise    f(M(n)),   M(n) = M0 + sum_p n_p w_p z_p z_p^T
+    subject to  A n <= b   (budget with costs, per-prompt and per-completion caps, groups)
+                lower <= n <= upper   (fixed pairs, labels per pair)
+
+with f = log_det (D), -tr_inv (A) or -matrix_frac(C, M) = -tr(C^T M^-1 C) = -tr(H M^-1) for
+H = C C^T (L). M(n) is written as ``M0 + mat(V^T n)`` with one column ``w_p vec(z_p z_p^T)`` per
+pair: a (pairs x d^2) matrix, fine for a reference on small instances and refused on large ones
+(the native solver works through completions instead).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..constraints import linear_constraints
+from ..errors import OptionError
+from ..information import Criterion, centered_features, prior_information
+from ..instance import Instance
+
+MAX_ENTRIES = 200_000_000  # pairs x d^2 floats (1.6 GB) beyond which the reference is refused
+
+
+def relaxation_problem(instance: Instance, criterion: Criterion, budget: float | None = None):
+    """The CR as ``(problem, n)``: a cvxpy Problem and its variable n (one entry per candidate)."""
+    import cvxpy as cp
+
+    cand = instance.candidates
+    P, d = len(cand), instance.dim
+    if P * d * d > MAX_ENTRIES:
+        raise OptionError(f"the cvxpy relaxation needs a {P} x {d * d} matrix: too large; "
+                          f"use the native solver (solver='native')")
+    phi = centered_features(instance)
+    Z = phi[cand.j] - phi[cand.k]
+    V = (Z[:, :, None] * Z[:, None, :]).reshape(P, d * d) * cand.weight[:, None]
+    lc = linear_constraints(instance, budget)
+    n = cp.Variable(P, name="n")
+    M = cp.reshape(V.T @ n, (d, d), order="F") + prior_information(instance)
+    M = (M + M.T) / 2
+    if criterion.name == "D":
+        objective = cp.log_det(M)
+    elif criterion.name == "A":
+        objective = -cp.tr_inv(M)
+    else:
+        objective = -cp.matrix_frac(criterion.H_factor, M)
+    constraints = [n >= lc.lower, n <= lc.upper, lc.A @ n <= lc.b]
+    return cp.Problem(cp.Maximize(objective), constraints), n
+
+
+def solve_relaxation_cvxpy(instance: Instance, criterion: Criterion, budget: float | None = None,
+                           solver: str = "CLARABEL", verbose: bool = False) -> tuple[np.ndarray, str]:
+    """Solve the CR with a cvxpy conic solver; returns (n, cvxpy status)."""
+    import cvxpy as cp
+
+    name = solver.upper()
+    if name not in cp.installed_solvers():
+        raise OptionError(f"cvxpy solver {solver!r} is not installed; installed: {cp.installed_solvers()}")
+    problem, n = relaxation_problem(instance, criterion, budget)
+    try:
+        problem.solve(solver=name, verbose=verbose)
+    except cp.error.SolverError as exc:
+        raise OptionError(f"cvxpy solver {name} failed: {exc}") from None
+    if problem.status in ("infeasible", "infeasible_inaccurate"):
+        from ..errors import InfeasibleError
+        raise InfeasibleError("the relaxation is infeasible: the constraints admit no design")
+    if n.value is None:
+        raise OptionError(f"cvxpy solver {name} returned no solution (status {problem.status})")
+    return np.asarray(n.value, dtype=np.float64), str(problem.status)

@@ -1,0 +1,402 @@
+"""The native first-order solver of the convex relaxation, with a certified bound.
+
+    maximise f(M(n)) over the polytope  {A n <= b, lower <= n <= upper}.
+
+Every outer iteration computes all first-order gains g_p = df/dn_p through completions and the
+linear oracle's vertex ``s = argmax g^T s``; concavity gives the certificate
+
+    f* <= f(n) + g^T (s - n)          (the Frank-Wolfe duality gap),
+
+and the run stops when the best bound is within the tolerance. Between certificates the iterate
+improves on a working set S (the support of n, the oracle's vertex and the pairs of largest gain)
+by *pairwise exchanges* in the manner of SMO and the vertex-exchange methods of optimal design:
+move labels from the pair of smallest gain per cost (with n_p above its lower bound) to the pair
+of largest (below its upper bound), by the exact line search
+
+    D:   t* = (beta - alpha) / (2 (beta alpha - gamma))   (Fedorov's exchange step),
+
+or a bounded scalar search for A and L, within the largest step the constraints allow (a ratio
+test on the rows of A). Gains on S are kept exact by rank-one updates (O(|S| d) per exchange).
+When no exchange within S helps, a Frank-Wolfe step towards s (exact line search through the
+generalised eigenvalues of the step) moves every coordinate at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.optimize import brentq, minimize_scalar
+
+from ..constraints import LinearConstraints, linear_constraints, shrink_into
+from ..information import (Criterion, PairForms, RankOneInverse, centered_features, gains,
+                           information_matrix, pair_graph_form)
+from ..instance import Instance
+from .base import Context
+from .linear_oracle import LinearOracle
+from .result import TerminationCondition
+
+_EPS = 1e-12
+
+
+@dataclass
+class Relaxed:
+    """A fractional design with its certified bound."""
+
+    n: np.ndarray
+    value: float
+    bound: float
+    iterations: int
+    termination: TerminationCondition
+
+
+def allowed_gap(criterion: Criterion, value: float, dim: int, tol: float) -> float:
+    """The absolute gap that meets ``tol``: for D a D-efficiency loss ``1 - exp(-gap/d) <= tol``;
+    for A and L a relative gap ``gap <= tol |f|``."""
+    if criterion.name == "D":
+        return -dim * math.log1p(-tol)
+    return tol * abs(value)
+
+
+class _Exchanges:
+    """Pairwise exchanges on a working set S of candidates (see the module docstring)."""
+
+    def __init__(self, instance: Instance, crit: Criterion, lc: LinearConstraints, A_csc,
+                 work: np.ndarray, x: np.ndarray, slack: np.ndarray, tracker: RankOneInverse):
+        cand = instance.candidates
+        phi = centered_features(instance)
+        self.crit, self.work, self.x, self.slack, self.tracker = crit, work, x, slack, tracker
+        self.A = A_csc
+        self.cost = cand.cost[work]
+        self.lower, self.upper = lc.lower[work], lc.upper[work]
+        self.forms = PairForms(phi[cand.j[work]] - phi[cand.k[work]], cand.weight[work],
+                               tracker.Minv, crit)
+        rows = lc.prompt_row[cand.prompt[work]]
+        self.prompt_rows = rows if (rows >= 0).any() else None
+        _, self.local_prompt = np.unique(cand.prompt[work], return_inverse=True)
+        self.by_prompt = np.argsort(self.local_prompt, kind="stable")
+
+    def column(self, local: int) -> tuple[np.ndarray, np.ndarray]:
+        p = int(self.work[local])
+        lo, hi = self.A.indptr[p], self.A.indptr[p + 1]
+        return self.A.indices[lo:hi], self.A.data[lo:hi]
+
+    def max_step(self, b: int, a: int | None, rho: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """Largest t keeping A n <= b and the bounds for n_b += t, n_a -= rho t."""
+        rows_b, vals_b = self.column(b)
+        t = self.upper[b] - self.x[self.work[b]]
+        if a is None:
+            rows, vals = rows_b, vals_b
+        else:
+            rows_a, vals_a = self.column(a)
+            t = min(t, (self.x[self.work[a]] - self.lower[a]) / rho)
+            rows = np.concatenate([rows_b, rows_a])
+            vals = np.concatenate([vals_b, -rho * vals_a])
+            rows, inverse = np.unique(rows, return_inverse=True)
+            vals = np.bincount(inverse, vals)
+        up = vals > _EPS
+        if up.any():
+            t = min(t, float(np.min(np.maximum(self.slack[rows[up]], 0.0) / vals[up])))
+        return max(t, 0.0), rows, vals
+
+    def line_search(self, b: int, a: int | None, rho: float, t_max: float) -> float:
+        """argmax over [0, t_max] of f(M + t w_b z_b z_b^T - rho t w_a z_a z_a^T)."""
+        if a is None:
+            return t_max  # the criteria are monotone: adding information never hurts
+        f, Minv = self.forms, self.tracker.Minv
+        zb, za = f.Z[b], f.Z[a]
+        wb, wa = float(f.weight[b]), float(f.weight[a]) * rho
+        ub, ua = Minv @ zb, Minv @ za
+        Q = np.array([[zb @ ub, zb @ ua], [za @ ub, za @ ua]])
+        if self.crit.name == "D":
+            beta, alpha, gamma = wb * Q[0, 0], wa * Q[1, 1], wb * wa * Q[0, 1] ** 2
+            if beta <= alpha:
+                return 0.0
+            denom = 2.0 * (beta * alpha - gamma)
+            return t_max if denom <= 0 else min(t_max, (beta - alpha) / denom)
+        K = f.K
+        R = np.array([[ub @ K @ ub, ub @ K @ ua], [ua @ K @ ub, ua @ K @ ua]])
+        W = np.array([wb, -wa])
+
+        def minus_phi(t: float) -> float:
+            C = np.diag(t * W)
+            return -float(np.trace(np.linalg.solve(np.eye(2) + C @ Q, C @ R)))
+
+        res = minimize_scalar(minus_phi, bounds=(0.0, t_max), method="bounded",
+                              options={"xatol": 1e-12 * max(1.0, t_max)})
+        return float(res.x) if res.fun < 0 else 0.0
+
+    def move(self, local: int, amount: float) -> None:
+        """n_p += amount for the working-set pair ``local`` (M, M^-1, forms, slack follow)."""
+        before = self.tracker.Minv
+        u, c = self.tracker.add(self.forms.Z[local], amount * float(self.forms.weight[local]))
+        self.forms.update(before, u, c, self.tracker.Minv)
+        self.x[self.work[local]] += amount
+
+    def _partners(self, ratio: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, int | None]:
+        """For every working-set pair b, the pair a to take labels from: the one of smallest
+        ratio among those with labels to give, in b's own prompt when b's prompt cap is tight
+        (labels can then only move within the prompt), anywhere otherwise."""
+        down = np.where(dec, ratio, np.inf)
+        a_global = int(np.argmin(down)) if dec.any() else None
+        partner = np.full(ratio.shape[0], -1 if a_global is None else a_global)
+        if self.prompt_rows is not None:
+            tight = self.slack[np.maximum(self.prompt_rows, 0)] <= _EPS
+            tight &= self.prompt_rows >= 0
+            if tight.any():
+                order = self.by_prompt
+                keys = self.local_prompt[order]
+                vals = down[order]
+                starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+                mins = np.minimum.reduceat(vals, starts)
+                # the position (in S) of each prompt's smallest ratio
+                seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, keys.size]))
+                is_min = vals == mins[seg]
+                first_min = np.full(starts.size, -1)
+                hits = np.flatnonzero(is_min)
+                first_min[seg[hits[::-1]]] = order[hits[::-1]]
+                local_min = first_min[seg]
+                mine = np.empty_like(partner)
+                mine[order] = np.where(np.isfinite(mins[seg]), local_min, -1)
+                partner = np.where(tight, mine, partner)
+        return partner, a_global
+
+    def run(self, ctx: Context, tol: float, max_steps: int) -> int:
+        """Exchange until the largest violation (g_b/c_b - g_a/c_a) is at most ``tol``."""
+        x, work = self.x, self.work
+        steps = 0
+        while steps < max_steps:
+            if steps % 64 == 0 and ctx.out_of_time():
+                break
+            ratio = self.forms.gains() / self.cost
+            xs = x[work]
+            dec = xs > self.lower + _EPS
+            inc = xs < self.upper - _EPS
+            if not inc.any():
+                break
+            moved = False
+            up = np.where(inc, ratio, -np.inf)
+            if self.slack[0] > _EPS * max(1.0, abs(self.slack[0])):  # budget left: pure additions
+                for b in np.argsort(-up)[:8]:
+                    if up[b] <= 0:
+                        break
+                    t, rows, vals = self.max_step(int(b), None, 1.0)
+                    if t > _EPS:
+                        self.slack[rows] -= t * vals
+                        self.move(int(b), t)
+                        moved = True
+                        break
+            if not moved:
+                partner, _ = self._partners(ratio, dec)
+                violation = np.where(inc & (partner >= 0), up - ratio[np.maximum(partner, 0)], -np.inf)
+                for b in np.argsort(-violation)[:8]:
+                    if violation[b] <= tol:
+                        break
+                    a = int(partner[b])
+                    rho = self.cost[b] / self.cost[a]
+                    t_max, rows, vals = self.max_step(int(b), a, rho)
+                    drop = (x[work[a]] - self.lower[a]) / rho
+                    if t_max <= _EPS:
+                        if drop > _EPS:
+                            continue  # blocked by a constraint or by b's bound: try the next b
+                        t = drop  # a holds a crumb: empty it
+                    else:
+                        t = self.line_search(int(b), a, rho, t_max)
+                        if t <= 0.0:
+                            continue
+                    self.slack[rows] -= t * vals
+                    self.move(int(b), t)
+                    self.move(a, -rho * t)
+                    if t >= drop * (1 - 1e-12):
+                        x[work[a]] = self.lower[a]  # exactly at the bound
+                    moved = True
+                    break
+            if not moved:
+                break
+            steps += 1
+        return steps
+
+
+def _longest_step(lc: LinearConstraints, x: np.ndarray, direction: np.ndarray) -> float:
+    """The largest gamma in [0, 1] with x + gamma direction feasible (a ratio test: directions
+    from HiGHS are feasible only to its tolerances)."""
+    gamma = 1.0
+    up, down = direction > 0, direction < 0
+    if up.any():
+        gamma = min(gamma, float(np.min((lc.upper[up] - x[up]) / direction[up])))
+    if down.any():
+        gamma = min(gamma, float(np.min((lc.lower[down] - x[down]) / direction[down])))
+    rate = lc.A @ direction
+    rising = rate > 0
+    if rising.any():
+        slack = np.maximum(lc.b - lc.A @ x, 0.0)
+        gamma = min(gamma, float(np.min(slack[rising] / rate[rising])))
+    return max(gamma, 0.0)
+
+
+def _best_step(instance: Instance, crit: Criterion, direction: np.ndarray, M: np.ndarray,
+               gamma_max: float = 1.0) -> float:
+    """argmax over gamma in [0, gamma_max] of f(M + gamma Delta), Delta = sum_p direction_p w_p z_p z_p^T,
+    through the generalised eigenvalues lambda of (Delta, M):
+    log det(M + gamma Delta) = log det M + sum log(1 + gamma lambda), and for A, L
+    tr(K (M + gamma Delta)^-1) = sum k_i / (1 + gamma lambda_i)."""
+    cand = instance.candidates
+    Delta = pair_graph_form(centered_features(instance), cand.j, cand.k, direction * cand.weight)
+    chol = np.linalg.cholesky(M)
+    T = sla.solve_triangular(chol, sla.solve_triangular(chol, Delta, lower=True).T, lower=True)
+    lam, V = np.linalg.eigh(0.5 * (T + T.T))
+    if crit.name == "D":
+        slope = lambda g: float(np.sum(lam / (1.0 + g * lam)))  # noqa: E731
+    else:
+        K = np.eye(M.shape[0]) if crit.name == "A" else crit.H
+        W = sla.solve_triangular(chol, V, lower=True, trans="T")  # columns L^-T v_i
+        k = np.einsum("ij,ij->j", W, K @ W)
+        slope = lambda g: float(np.sum(k * lam / (1.0 + g * lam) ** 2))  # noqa: E731
+    if slope(0.0) <= 0 or gamma_max <= 0:
+        return 0.0
+    if slope(gamma_max) >= 0:
+        return gamma_max
+    return float(brentq(slope, 0.0, gamma_max, xtol=1e-15))
+
+
+NEWTON_MAX_PAIRS = 1500  # a dense |S| x |S| Hessian for HiGHS's QP solver
+
+
+def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints, work: np.ndarray,
+                      x: np.ndarray, M: np.ndarray) -> np.ndarray | None:
+    """The projected Newton direction on the working set S: the QP
+
+        maximise g^T delta - 1/2 delta^T (-Hess f) delta
+        s.t.     A (x + delta) <= b,  lower <= x + delta <= upper,  delta = 0 outside S,
+
+    solved by HiGHS. -Hess f = (w w^T) o G1 o G1 for D and 2 (w w^T) o G1 o G2 for A, L,
+    with G1 = Z M^-1 Z^T and G2 = Z M^-1 K M^-1 Z^T (Schur products of PSD matrices: PSD)."""
+    import highspy
+    import scipy.sparse as sp
+
+    cand = instance.candidates
+    phi = centered_features(instance)
+    Z = phi[cand.j[work]] - phi[cand.k[work]]
+    w = cand.weight[work]
+    Minv = np.linalg.inv(M)
+    Y = Z @ Minv
+    G1 = Y @ Z.T
+    if crit.name == "D":
+        g = w * np.diag(G1)
+        Hneg = np.outer(w, w) * G1 * G1
+    else:
+        K = np.eye(M.shape[0]) if crit.name == "A" else crit.H
+        G2 = Y @ K @ Y.T
+        g = w * np.diag(G2)
+        Hneg = 2.0 * np.outer(w, w) * G1 * G2
+    Hneg = 0.5 * (Hneg + Hneg.T) + 1e-12 * np.trace(Hneg) / work.size * np.eye(work.size)
+    slack = lc.b - lc.A @ x
+    A_S = lc.A[:, work].tocsc()
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = work.size, lc.n_rows
+    lp.col_cost_ = -g
+    lp.col_lower_ = lc.lower[work] - x[work]
+    lp.col_upper_ = lc.upper[work] - x[work]
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A_S.indptr, A_S.indices, A_S.data
+    lp.row_lower_ = np.full(lc.n_rows, -inf)
+    lp.row_upper_ = np.maximum(slack, 0.0)
+    hess = highspy.HighsHessian()
+    hess.dim_, hess.format_ = work.size, highspy.HessianFormat.kTriangular
+    low = sp.csc_matrix(np.tril(Hneg))
+    hess.start_, hess.index_, hess.value_ = low.indptr, low.indices, low.data
+    model = highspy.HighsModel()
+    model.lp_, model.hessian_ = lp, hess
+    h = highspy.Highs()
+    h.silent()
+    h.passModel(model)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    direction = np.zeros(x.shape[0])
+    direction[work] = np.clip(np.asarray(h.getSolution().col_value), lp.col_lower_, lp.col_upper_)
+    return direction
+
+
+def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 10_000,
+                     start: np.ndarray | None = None) -> Relaxed:
+    """Solve the CR to a certified tolerance (``allowed_gap``); see the module docstring."""
+    inst, crit = ctx.instance, ctx.criterion
+    cand = inst.candidates
+    lc = linear_constraints(inst, ctx.budget)
+    A_csc = lc.A.tocsc()
+    oracle = LinearOracle(inst, lc)
+    M0 = information_matrix(inst, lc.lower)
+    if start is None:
+        x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit))[0])
+    else:
+        x = np.asarray(start, dtype=np.float64).copy()
+    best_bound = math.inf
+    value = -math.inf
+    exchanges_total, fw_steps, newton_steps = 0, 0, 0
+    stalled = False
+    termination = TerminationCondition.iteration_limit
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):
+        M = information_matrix(inst, x)
+        value = crit.value(M)
+        g = gains(inst, M, crit)
+        s, top = oracle.maximize(g)
+        best_bound = min(best_bound, value + top - float(g @ x))
+        gap = best_bound - value
+        target = allowed_gap(crit, value, inst.dim, tol)
+        ctx.progress(lambda: f"relax: iteration {iteration}, f = {value:.10g}, bound = {best_bound:.10g}, "
+                     f"gap = {gap:.3g} (target {target:.3g}), {exchanges_total} exchanges, "
+                     f"{newton_steps} Newton and {fw_steps} Frank-Wolfe steps", every=0.0 if iteration == 1 else 1.0)
+        if gap <= target:
+            termination = TerminationCondition.converged
+            break
+        if ctx.out_of_time():
+            termination = TerminationCondition.time_limit
+            break
+        # the working set: the support, the vertex, and the pairs of largest gain per cost
+        ratio = g / cand.cost
+        support = np.flatnonzero((x > lc.lower + _EPS) | (s > lc.lower + _EPS))
+        extra = max(256, support.size)
+        room = np.flatnonzero(x < lc.upper - _EPS)
+        if room.size > extra:
+            room = room[np.argpartition(-ratio[room], extra)[:extra]]
+        work = np.union1d(support, room)
+        if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
+            direction = None
+            if work.size <= NEWTON_MAX_PAIRS:
+                direction = _newton_direction(inst, crit, lc, work, x, M)
+                newton_steps += direction is not None
+            if direction is None:
+                direction = s - x
+                fw_steps += 1
+            gamma = _best_step(inst, crit, direction, M, _longest_step(lc, x, direction))
+            x = shrink_into(lc, x + gamma * direction)
+            stalled = False
+            continue
+        slack = lc.b - lc.A @ x
+        tracker = RankOneInverse(M, crit, refresh=10**9)
+        ex = _Exchanges(inst, crit, lc, A_csc, work, x, slack, tracker)
+        budget_scale = max(float(lc.b[0]), 1.0)
+        steps = ex.run(ctx, tol=target / budget_scale, max_steps=20 * work.size)
+        exchanges_total += steps
+        x = shrink_into(lc, x)  # feasible up to rounding: make it exact
+        stalled = steps == 0
+    value = crit.value(information_matrix(inst, x))
+    ctx.say(f"relax: {termination.value} after {iteration} iterations ({exchanges_total} exchanges, "
+            f"{newton_steps} Newton and {fw_steps} Frank-Wolfe steps): f = {value:.10g}, "
+            f"bound = {best_bound:.10g}")
+    return Relaxed(n=x, value=value, bound=best_bound, iterations=iteration, termination=termination)
+
+
+def relaxation_bound(ctx: Context, n: np.ndarray) -> float:
+    """The certificate at a given (feasible) design: f(n) + max_s g(n)^T (s - n)."""
+    inst, crit = ctx.instance, ctx.criterion
+    lc = linear_constraints(inst, ctx.budget)
+    M = information_matrix(inst, n)
+    g = gains(inst, M, crit)
+    _, top = LinearOracle(inst, lc).maximize(g)
+    return crit.value(M) + top - float(g @ n)

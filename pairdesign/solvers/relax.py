@@ -1,0 +1,60 @@
+"""The method ``relax``: the convex relaxation's fractional design and its certified bound.
+
+``solver="native"`` (default) runs the first-order solver of :mod:`.frank_wolfe`;
+``solver="cvxpy"`` or ``"cvxpy:NAME"`` (CLARABEL by default, SCS, MOSEK where installed) solves the
+reference formulation of :mod:`pairdesign.formulations.relaxation`. Either way the bound is the
+Frank-Wolfe certificate computed by pairdesign at the returned design, so it holds whatever the
+solver's own accuracy; the status is ``optimal`` when the certified gap meets ``tol``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..constraints import linear_constraints, shrink_into
+from ..errors import OptionError
+from ..information import information_matrix
+from .base import Context, Outcome
+from .frank_wolfe import allowed_gap, relaxation_bound, solve_relaxation
+from .result import SolutionStatus, TerminationCondition
+
+
+class Relax:
+    name = "relax"
+    needs_scores = False
+
+    @dataclass(frozen=True)
+    class Options:
+        solver: str = "native"
+        tol: float = 1e-6  # D: certified D-efficiency loss; A, L: relative gap
+        max_iterations: int = 10_000
+
+        def check(self) -> None:
+            if not (self.solver == "native" or self.solver == "cvxpy" or self.solver.startswith("cvxpy:")):
+                raise OptionError(f"option 'solver' of method 'relax' must be 'native', 'cvxpy' or "
+                                  f"'cvxpy:NAME', got {self.solver!r}")
+            if not 0 < self.tol < 1:
+                raise OptionError(f"option 'tol' of method 'relax' must be in (0, 1), got {self.tol}")
+            if self.max_iterations < 1:
+                raise OptionError("option 'max_iterations' of method 'relax' must be >= 1")
+
+    def run(self, ctx: Context) -> Outcome:
+        opts = ctx.options
+        if opts.solver == "native":
+            relaxed = solve_relaxation(ctx, tol=opts.tol, max_iterations=opts.max_iterations)
+            n, bound, termination, solver = relaxed.n, relaxed.bound, relaxed.termination, "native"
+        else:
+            from ..formulations.relaxation import solve_relaxation_cvxpy
+
+            name = opts.solver.partition(":")[2] or "CLARABEL"
+            ctx.say(f"relax: cvxpy with {name.upper()}")
+            raw, status = solve_relaxation_cvxpy(ctx.instance, ctx.criterion, ctx.budget, solver=name)
+            n = shrink_into(linear_constraints(ctx.instance, ctx.budget), raw)
+            bound = relaxation_bound(ctx, n)
+            termination, solver = TerminationCondition.completed, f"cvxpy:{name.upper()} ({status})"
+        value = ctx.criterion.value(information_matrix(ctx.instance, n))
+        proven = bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, opts.tol)
+        return Outcome(n, termination, SolutionStatus.optimal if proven else SolutionStatus.feasible,
+                       bound=bound, solver=solver, fractional=True)
