@@ -226,9 +226,10 @@ def shrink_into(lc: LinearConstraints, n: np.ndarray) -> np.ndarray:
     Meant for points that are feasible up to rounding or a solver's tolerances."""
     n = np.clip(n, lc.lower, lc.upper)
     extra = n - lc.lower
+    extra[extra < 1e-9] = 0.0  # a solver's crumbs must not block a row that is full at its bounds
     use = lc.A @ extra
     room = lc.b - lc.A @ lc.lower
     over = use > room
     if over.any():
-        n = lc.lower + extra * (float(np.min(np.maximum(room[over], 0.0) / use[over])) * (1 - 1e-12))
-    return n
+        extra *= float(np.min(np.maximum(room[over], 0.0) / use[over])) * (1 - 1e-12)
+    return lc.lower + extra

@@ -35,6 +35,7 @@ from ..information import (Criterion, PairForms, RankOneInverse, centered_featur
                            information_matrix, pair_graph_form)
 from ..instance import Instance
 from .base import Context
+from ._highs import new_highs
 from .linear_oracle import LinearOracle
 from .result import TerminationCondition
 
@@ -223,13 +224,14 @@ def _longest_step(lc: LinearConstraints, x: np.ndarray, direction: np.ndarray) -
     """The largest gamma in [0, 1] with x + gamma direction feasible (a ratio test: directions
     from HiGHS are feasible only to its tolerances)."""
     gamma = 1.0
-    up, down = direction > 0, direction < 0
+    tiny = 1e-9  # moves this small are a solver's rounding: shrink_into absorbs them
+    up, down = direction > tiny, direction < -tiny
     if up.any():
-        gamma = min(gamma, float(np.min((lc.upper[up] - x[up]) / direction[up])))
+        gamma = min(gamma, float(np.min(np.maximum(lc.upper[up] - x[up], 0.0) / direction[up])))
     if down.any():
-        gamma = min(gamma, float(np.min((lc.lower[down] - x[down]) / direction[down])))
+        gamma = min(gamma, float(np.min(np.minimum(lc.lower[down] - x[down], 0.0) / direction[down])))
     rate = lc.A @ direction
-    rising = rate > 0
+    rising = rate > tiny
     if rising.any():
         slack = np.maximum(lc.b - lc.A @ x, 0.0)
         gamma = min(gamma, float(np.min(slack[rising] / rate[rising])))
@@ -310,8 +312,7 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
     hess.start_, hess.index_, hess.value_ = low.indptr, low.indices, low.data
     model = highspy.HighsModel()
     model.lp_, model.hessian_ = lp, hess
-    h = highspy.Highs()
-    h.silent()
+    h = new_highs()
     h.passModel(model)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -366,14 +367,16 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
             room = room[np.argpartition(-ratio[room], extra)[:extra]]
         work = np.union1d(support, room)
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
-            direction = None
+            gamma = 0.0
             if work.size <= NEWTON_MAX_PAIRS:
                 direction = _newton_direction(inst, crit, lc, work, x, M)
-                newton_steps += direction is not None
-            if direction is None:
+                if direction is not None:
+                    gamma = _best_step(inst, crit, direction, M, _longest_step(lc, x, direction))
+                    newton_steps += gamma > 0
+            if gamma <= 0:
                 direction = s - x
+                gamma = _best_step(inst, crit, direction, M, _longest_step(lc, x, direction))
                 fw_steps += 1
-            gamma = _best_step(inst, crit, direction, M, _longest_step(lc, x, direction))
             x = shrink_into(lc, x + gamma * direction)
             stalled = False
             continue

@@ -1,0 +1,120 @@
+"""The convex relaxation: native solver against the cvxpy reference, certificates, optimality."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import pairdesign
+from helpers import random_instance
+from pairdesign import InfeasibleError, SolutionStatus, TerminationCondition, solve
+from pairdesign.constraints import linear_constraints, violations
+from pairdesign.information import Criterion, gains, information_matrix
+from pairdesign.solvers.linear_oracle import LinearOracle
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def lp_optimum(inst, lc, g):
+    from scipy.optimize import linprog
+    res = linprog(-g, A_ub=lc.A, b_ub=lc.b, bounds=np.c_[lc.lower, lc.upper], method="highs")
+    return -res.fun
+
+
+@settings(max_examples=100, deadline=None)
+@given(seeds)
+def test_combinatorial_oracles_are_exact(seed):
+    """The knapsack and laminar oracles reach the LP optimum, and their vertex is feasible."""
+    inst = random_instance(seed)
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return
+    lc = linear_constraints(inst)
+    oracle = LinearOracle(inst, lc)
+    g = np.random.default_rng(seed).normal(size=len(inst.candidates))
+    s, top = oracle.maximize(g)
+    assert not violations(inst, s, integral=False)
+    best = lp_optimum(inst, lc, g)
+    assert top >= best - 1e-9 * max(1, abs(best))  # a valid upper bound
+    assert g @ s == pytest.approx(best, rel=1e-9, abs=1e-9)  # and attained
+
+
+@settings(max_examples=40, deadline=None)
+@given(seeds, st.sampled_from(["D", "A", "L"]))
+def test_native_agrees_with_the_cvxpy_reference(seed, criterion):
+    inst = random_instance(seed)
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return
+    native = solve(inst, "relax", criterion, options={"tol": 1e-9})
+    reference = solve(inst, "relax", criterion, options={"solver": "cvxpy"})
+    assert native.status is SolutionStatus.optimal
+    assert not violations(inst, native.counts, integral=False)
+    scale = max(1.0, abs(reference.objective))
+    assert native.objective == pytest.approx(reference.objective, rel=1e-6, abs=1e-6)
+    # the certificate holds: no feasible design, the reference's included, beats the bound
+    assert native.bound >= reference.objective - 1e-9 * scale
+    assert reference.bound >= native.objective - 1e-9 * scale
+
+
+def test_every_constraint_type_on_the_constrained_example():
+    inst = pairdesign.load_instance("instances/constrained.json")
+    for criterion in "DAL":
+        native = solve(inst, "relax", criterion, options={"tol": 1e-9})
+        reference = solve(inst, "relax", criterion, options={"solver": "cvxpy"})
+        assert native.objective == pytest.approx(reference.objective, rel=1e-6)
+        assert native.bound >= reference.objective - 1e-9
+
+
+def test_kiefer_wolfowitz_equivalence_at_the_D_optimum():
+    """Budget only, repeats allowed, negligible ridge: max_p w_p z_p^T M^-1 z_p = d / B."""
+    syn = pairdesign.synthetic_instance(20, 5, 4, budget=30, seed=2, ridge=1e-9)
+    inst = syn.instance
+    from dataclasses import replace
+    inst = replace(inst, max_labels_per_pair=30)
+    result = solve(inst, "relax", "D", options={"tol": 1e-10})
+    M = information_matrix(inst, result.counts) - 1e-9 * np.eye(inst.dim)
+    crit = Criterion.make("D", inst)
+    per_label = gains(inst, M, crit)
+    assert per_label.max() == pytest.approx(inst.dim / 30, rel=1e-4)
+    # and every pair in the support sits at the maximum
+    support = result.counts > 1e-6
+    assert np.allclose(per_label[support], inst.dim / 30, rtol=1e-3)
+
+
+def test_time_limit_returns_a_valid_bound():
+    inst = pairdesign.synthetic_instance(200, 6, 8, budget=40, seed=1).instance
+    stopped = solve(inst, "relax", time_limit=1e-9)
+    full = solve(inst, "relax", options={"tol": 1e-9})
+    assert stopped.termination is TerminationCondition.time_limit
+    assert stopped.status is SolutionStatus.feasible
+    assert stopped.bound >= full.objective - 1e-9
+    assert full.status is SolutionStatus.optimal
+    assert full.bound - full.objective <= -inst.dim * np.log1p(-1e-9)
+
+
+def test_relaxation_bounds_the_integer_designs():
+    inst = pairdesign.synthetic_instance(50, 5, 5, budget=20, seed=3).instance
+    relaxed = solve(inst, "relax")
+    for method in ("greedy", "random", "max-distance"):
+        assert solve(inst, method, seed=0).objective <= relaxed.bound + 1e-9
+
+
+def test_infeasible_constraints_get_a_clear_error():
+    inst = pairdesign.Instance.from_arrays(np.eye(3), [0, 0, 0], budget=1, fixed_in=[[0, 1], [1, 2]])
+    with pytest.raises(InfeasibleError, match="the pairs fixed in cost 2, more than the budget 1"):
+        solve(inst, "relax")
+
+
+def test_cli_writes_the_fractional_design(capsys, tmp_path):
+    from pairdesign.cli import main
+    out = tmp_path / "relaxed.json"
+    assert main(["-q", "solve", "instances/small.json", "--method", "relax", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["fractional"] is True and doc["status"] == "optimal"
+    weights = [row[3] for row in doc["pairs"]]
+    assert all(0 < w <= 1 for w in weights) and sum(weights) == pytest.approx(doc["budget"])
+    assert doc["bound"] >= doc["objective"] and doc["gap"] <= 4 * 1e-6 * 1.01
