@@ -229,7 +229,11 @@ def shrink_into(lc: LinearConstraints, n: np.ndarray) -> np.ndarray:
     extra[extra < 1e-9] = 0.0  # a solver's crumbs must not block a row that is full at its bounds
     use = lc.A @ extra
     room = lc.b - lc.A @ lc.lower
-    over = use > room
-    if over.any():
-        extra *= float(np.min(np.maximum(room[over], 0.0) / use[over])) * (1 - 1e-12)
+    over = np.flatnonzero(use > room)
+    if over.size:  # scale down, row by row, only the pairs in the rows that overflow
+        rows = lc.A[over].tocoo()
+        factor = np.ones_like(extra)
+        ratio = np.maximum(room[over], 0.0) / use[over] * (1 - 1e-12)
+        np.minimum.at(factor, rows.col, ratio[rows.row])
+        extra *= factor
     return lc.lower + extra

@@ -387,7 +387,8 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         steps = ex.run(ctx, tol=target / budget_scale, max_steps=20 * work.size)
         exchanges_total += steps
         x = shrink_into(lc, x)  # feasible up to rounding: make it exact
-        stalled = steps == 0
+        # no exchange, or exchanges that gained next to nothing against the gap: change tack
+        stalled = steps == 0 or crit.value(information_matrix(inst, x)) - value <= 1e-3 * gap
     value = crit.value(information_matrix(inst, x))
     ctx.say(f"relax: {termination.value} after {iteration} iterations ({exchanges_total} exchanges, "
             f"{newton_steps} Newton and {fw_steps} Frank-Wolfe steps): f = {value:.10g}, "
