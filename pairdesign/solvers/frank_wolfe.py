@@ -61,6 +61,14 @@ def allowed_gap(criterion: Criterion, value: float, dim: int, tol: float) -> flo
     return tol * abs(value)
 
 
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values, largest first (O(n), not a full sort)."""
+    if values.size > k:
+        part = np.argpartition(-values, k)[:k]
+        return part[np.argsort(-values[part])]
+    return np.argsort(-values)
+
+
 class _Exchanges:
     """Pairwise exchanges on a working set S of candidates (see the module docstring)."""
 
@@ -180,7 +188,7 @@ class _Exchanges:
             moved = False
             up = np.where(inc, ratio, -np.inf)
             if self.slack[0] > _EPS * max(1.0, abs(self.slack[0])):  # budget left: pure additions
-                for b in np.argsort(-up)[:8]:
+                for b in _top(up, 8):
                     if up[b] <= 0:
                         break
                     t, rows, vals = self.max_step(int(b), None, 1.0)
@@ -192,7 +200,7 @@ class _Exchanges:
             if not moved:
                 partner, _ = self._partners(ratio, dec)
                 violation = np.where(inc & (partner >= 0), up - ratio[np.maximum(partner, 0)], -np.inf)
-                for b in np.argsort(-violation)[:8]:
+                for b in _top(violation, 8):
                     if violation[b] <= tol:
                         break
                     a = int(partner[b])
