@@ -46,6 +46,7 @@ def solve(
     seed: int | None = None,
     options: dict[str, Any] | None = None,
     H: np.ndarray | None = None,
+    certify: bool = False,
 ) -> Result:
     """Choose the pairs to label.
 
@@ -60,6 +61,9 @@ def solve(
     seed : for methods that draw at random; the same seed gives the same design.
     options : the method's own options (e.g. ``{"k": 4}`` for ``first-k``).
     H : the L criterion's matrix (default: the covariance of the uniform policy).
+    certify : also solve the convex relaxation (to a D-efficiency loss, or relative gap, of 1e-6)
+        and report its certified optimum bound as the Result's ``bound`` and ``gap``, for methods
+        that carry no bound of their own.
 
     Returns a :class:`Result` whose objective is f(M(n)) recomputed from the instance.
     """
@@ -83,6 +87,15 @@ def solve(
             raise
         ctx.say("interrupted: returning the design built so far")
         outcome = Outcome(ctx.incumbent.counts.copy(), TerminationCondition.interrupted)
+    if certify and outcome.bound is None:
+        from .solvers.frank_wolfe import solve_relaxation
+
+        ctx.say("certify: solving the relaxation for a bound")
+        time_left = None if time_limit is None else max(time_limit - ctx.elapsed(), 1e-9)
+        bound_ctx = Context(instance=instance, criterion=crit, budget=budget, time_limit=time_left,
+                            seed=seed, options=None, logger=ctx.logger)
+        outcome.bound = solve_relaxation(bound_ctx, tol=1e-6).bound
+        ctx.log.extend(bound_ctx.log)
     return _result(instance, crit, method, budget, seed, ctx, outcome)
 
 

@@ -129,3 +129,17 @@ def test_cli_writes_the_fractional_design(capsys, tmp_path):
     weights = [row[3] for row in doc["pairs"]]
     assert all(0 < w <= 1 for w in weights) and sum(weights) == pytest.approx(doc["budget"])
     assert doc["bound"] >= doc["objective"] and doc["gap"] <= 4 * 1e-6 * 1.01
+
+
+def test_certify_gives_every_method_a_valid_bound():
+    inst = pairdesign.synthetic_instance(40, 5, 4, budget=16, seed=5).instance
+    relaxed = solve(inst, "relax", options={"tol": 1e-9})
+    for method in ("greedy", "random"):
+        plain = solve(inst, method, seed=0)
+        certified = solve(inst, method, seed=0, certify=True)
+        assert plain.bound is None and certified.pairs == plain.pairs
+        assert certified.bound >= relaxed.objective - 1e-9
+        assert certified.gap == pytest.approx(certified.bound - certified.objective)
+        assert certified.status is SolutionStatus.feasible
+    greedy = solve(inst, "greedy", certify=True)
+    assert 0.9 < greedy.efficiency_bound <= 1.0
