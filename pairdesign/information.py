@@ -378,12 +378,23 @@ class PairForms:
 
     def update(self, M_inv_before: np.ndarray, u: np.ndarray, c: float, M_inv_after: np.ndarray) -> None:
         """Account for ``M += w x x^T`` given ``u = M^-1 x`` and ``c`` (from RankOneInverse.add)."""
-        t = self.Z @ u
-        self.q1 = np.maximum(self.q1 - c * t * t, 0.0)
+        self.update_many([(M_inv_before, u, c)], M_inv_after)
+
+    def update_many(self, steps: list[tuple[np.ndarray, np.ndarray, float]], M_inv_after: np.ndarray) -> None:
+        """Several rank-one updates in turn, each ``(M^-1 before it, u, c)``, reading Z once."""
+        cols = [u for _, u, _ in steps]
         if self.K is not None:
-            Ku = self.K @ u
-            r = self.Z @ (M_inv_before @ Ku)
-            self.qG = np.maximum(self.qG - 2.0 * c * t * r + (c * c * float(u @ Ku)) * t * t, 0.0)
+            cols += [M_inv @ (self.K @ u) for M_inv, u, _ in steps]
+        T = self.Z @ np.column_stack(cols)
+        q1 = self.q1
+        for i, (_, u, c) in enumerate(steps):
+            t = T[:, i]
+            q1 = q1 - c * t * t
+            if self.K is not None:
+                r = T[:, len(steps) + i]
+                uKu = float(u @ self.K @ u)
+                self.qG = np.maximum(self.qG - 2.0 * c * t * r + (c * c * uKu) * t * t, 0.0)
+        self.q1 = np.maximum(q1, 0.0)
         now = self._sizes()
         if now[0] < 1e-4 * self._scale[0] or (self.qG is not None and now[1] < 1e-4 * self._scale[1]):
             self.recompute(M_inv_after)

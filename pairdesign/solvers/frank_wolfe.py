@@ -137,6 +137,16 @@ class _Exchanges:
                               options={"xatol": 1e-12 * max(1.0, t_max)})
         return float(res.x) if res.fun < 0 else 0.0
 
+    def move_pair(self, b: int, up: float, a: int, down: float) -> None:
+        """n_b += up and n_a += down (down < 0) in one pass over the working set."""
+        first = self.tracker.Minv
+        u1, c1 = self.tracker.add(self.forms.Z[b], up * float(self.forms.weight[b]))
+        second = self.tracker.Minv
+        u2, c2 = self.tracker.add(self.forms.Z[a], down * float(self.forms.weight[a]))
+        self.forms.update_many([(first, u1, c1), (second, u2, c2)], self.tracker.Minv)
+        self.x[self.work[b]] += up
+        self.x[self.work[a]] += down
+
     def move(self, local: int, amount: float) -> None:
         """n_p += amount for the working-set pair ``local`` (M, M^-1, forms, slack follow)."""
         before = self.tracker.Minv
@@ -216,8 +226,7 @@ class _Exchanges:
                         if t <= 0.0:
                             continue
                     self.slack[rows] -= t * vals
-                    self.move(int(b), t)
-                    self.move(a, -rho * t)
+                    self.move_pair(int(b), t, a, -rho * t)
                     if t >= drop * (1 - 1e-12):
                         x[work[a]] = self.lower[a]  # exactly at the bound
                     moved = True
@@ -369,7 +378,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         # the working set: the support, the vertex, and the pairs of largest gain per cost
         ratio = g / cand.cost
         support = np.flatnonzero((x > lc.lower + _EPS) | (s > lc.lower + _EPS))
-        extra = max(256, support.size)
+        extra = max(256, support.size // 4)
         room = np.flatnonzero(x < lc.upper - _EPS)
         if room.size > extra:
             room = room[np.argpartition(-ratio[room], extra)[:extra]]
