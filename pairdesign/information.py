@@ -195,9 +195,11 @@ class Criterion:
             evals, evecs = np.linalg.eigh(H)
             if evals.min(initial=0.0) < -1e-9 * max(1.0, evals.max(initial=0.0)):
                 raise OptionError("H must be positive semidefinite")
-            object.__setattr__(self, "H", H)
-            # H = C C^T, kept for quadratic forms through completions
-            object.__setattr__(self, "_factor", evecs * np.sqrt(np.clip(evals, 0.0, None)))
+            # H = C C^T, with eigenvalues below 0 (rounding) clipped, so that the value, the
+            # gains and every update use one and the same PSD matrix
+            factor = evecs * np.sqrt(np.clip(evals, 0.0, None))
+            object.__setattr__(self, "H", factor @ factor.T)
+            object.__setattr__(self, "_factor", factor)
 
     @classmethod
     def make(cls, criterion: "str | Criterion", instance: "Instance",

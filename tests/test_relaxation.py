@@ -71,6 +71,13 @@ def test_native_agrees_with_the_cvxpy_reference_many(seed, criterion):
     check_against_reference(seed, criterion)
 
 
+def test_qp_that_hangs_highs_respects_the_time_limit():
+    """A QP on which HiGHS cycled (found in review): bounded, then a Frank-Wolfe fallback."""
+    inst = random_instance(5, ridge=1e-6, max_d=6)
+    result = solve(inst, "relax", "L", options={"tol": 1e-8}, time_limit=5)
+    assert result.seconds < 15 and result.bound >= result.objective
+
+
 def test_every_constraint_type_on_the_constrained_example():
     inst = pairdesign.load_instance("instances/constrained.json")
     for criterion in "DAL":
@@ -143,3 +150,17 @@ def test_certify_gives_every_method_a_valid_bound():
         assert certified.status is SolutionStatus.feasible
     greedy = solve(inst, "greedy", certify=True)
     assert 0.9 < greedy.efficiency_bound <= 1.0
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1.0, 1e12])
+def test_lp_oracle_survives_badly_scaled_gains(scale):
+    """Gains of A at a tiny ridge reach 1e12 (found in review): the HiGHS oracle rescales."""
+    inst = pairdesign.load_instance("instances/constrained.json")
+    lc = linear_constraints(inst)
+    oracle = LinearOracle(inst, lc)
+    assert oracle.kind == "lp"
+    g = np.random.default_rng(0).uniform(0.1, 1.0, len(inst.candidates)) * scale
+    s, top = oracle.maximize(g)
+    best = lp_optimum(inst, lc, g / scale) * scale
+    assert top >= best * (1 - 1e-9) and g @ s == pytest.approx(best, rel=1e-7)
+    assert not violations(inst, s, integral=False)

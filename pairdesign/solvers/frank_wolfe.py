@@ -80,6 +80,7 @@ class _Exchanges:
         self.A = A_csc
         self.cost = cand.cost[work]
         self.lower, self.upper = lc.lower[work], lc.upper[work]
+        self.budget_scale = max(1.0, float(lc.b[0]))
         self.forms = PairForms(phi[cand.j[work]] - phi[cand.k[work]], cand.weight[work],
                                tracker.Minv, crit)
         rows = lc.prompt_row[cand.prompt[work]]
@@ -172,10 +173,10 @@ class _Exchanges:
                 mins = np.minimum.reduceat(vals, starts)
                 # the position (in S) of each prompt's smallest ratio
                 seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, keys.size]))
-                is_min = vals == mins[seg]
+                hits = np.flatnonzero(vals == mins[seg])
+                segments, first = np.unique(seg[hits], return_index=True)
                 first_min = np.full(starts.size, -1)
-                hits = np.flatnonzero(is_min)
-                first_min[seg[hits[::-1]]] = order[hits[::-1]]
+                first_min[segments] = order[hits[first]]
                 local_min = first_min[seg]
                 mine = np.empty_like(partner)
                 mine[order] = np.where(np.isfinite(mins[seg]), local_min, -1)
@@ -197,7 +198,7 @@ class _Exchanges:
                 break
             moved = False
             up = np.where(inc, ratio, -np.inf)
-            if self.slack[0] > _EPS * max(1.0, abs(self.slack[0])):  # budget left: pure additions
+            if self.slack[0] > _EPS * self.budget_scale:  # budget left: pure additions
                 for b in _top(up, 8):
                     if up[b] <= 0:
                         break
@@ -284,7 +285,7 @@ NEWTON_MAX_PAIRS = 1500  # a dense |S| x |S| Hessian for HiGHS's QP solver
 
 
 def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints, work: np.ndarray,
-                      x: np.ndarray, M: np.ndarray) -> np.ndarray | None:
+                      x: np.ndarray, M: np.ndarray, time_left: float = 10.0) -> np.ndarray | None:
     """The projected Newton direction on the working set S: the QP
 
         maximise g^T delta - 1/2 delta^T (-Hess f) delta
@@ -311,6 +312,10 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
         g = w * np.diag(G2)
         Hneg = 2.0 * np.outer(w, w) * G1 * G2
     Hneg = 0.5 * (Hneg + Hneg.T) + 1e-12 * np.trace(Hneg) / work.size * np.eye(work.size)
+    scale = float(np.abs(g).max(initial=0.0))
+    if not scale > 0:
+        return None
+    g, Hneg = g / scale, Hneg / scale  # the same minimiser, numbers HiGHS handles well
     slack = lc.b - lc.A @ x
     A_S = lc.A[:, work].tocsc()
     inf = highspy.kHighsInf
@@ -330,6 +335,9 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
     model = highspy.HighsModel()
     model.lp_, model.hessian_ = lp, hess
     h = new_highs()
+    # HiGHS's QP solver can cycle (ERGO-Code/HiGHS#1000): bound its work; None falls back to FW
+    h.setOptionValue("time_limit", float(max(min(time_left, 10.0), 0.01)))
+    h.setOptionValue("qp_iteration_limit", 20 * work.size + 1000)
     h.passModel(model)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -386,7 +394,8 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
             gamma = 0.0
             if work.size <= NEWTON_MAX_PAIRS:
-                direction = _newton_direction(inst, crit, lc, work, x, M)
+                time_left = math.inf if ctx.time_limit is None else ctx.time_limit - ctx.elapsed()
+                direction = _newton_direction(inst, crit, lc, work, x, M, time_left)
                 if direction is not None:
                     gamma = _best_step(inst, crit, direction, M, _longest_step(lc, x, direction))
                     newton_steps += gamma > 0
@@ -398,7 +407,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
             stalled = False
             continue
         slack = lc.b - lc.A @ x
-        tracker = RankOneInverse(M, crit, refresh=10**9)
+        tracker = RankOneInverse(M, crit, refresh=500)
         ex = _Exchanges(inst, crit, lc, A_csc, work, x, slack, tracker)
         budget_scale = max(float(lc.b[0]), 1.0)
         steps = ex.run(ctx, tol=target / budget_scale, max_steps=20 * work.size)

@@ -99,13 +99,14 @@ class LinearOracle:
     def _lp(self, g: np.ndarray) -> tuple[np.ndarray, float]:
         from scipy.optimize import linprog
 
-        res = linprog(-g, A_ub=self.lc.A, b_ub=self.lc.b, bounds=np.c_[self.lower, self.upper],
-                      method="highs")
+        scale = float(np.abs(g).max(initial=0.0)) or 1.0  # gains may reach 1e12: HiGHS likes O(1)
+        res = linprog(-g / scale, A_ub=self.lc.A, b_ub=self.lc.b,
+                      bounds=np.c_[self.lower, self.upper], method="highs")
         if res.status == 2:
             raise InfeasibleError("the constraints admit no design (the LP oracle found none)")
         if res.status != 0:
             raise RuntimeError(f"HiGHS failed on the linear oracle: {res.message}")
-        y = np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)  # prices of the rows A s <= b
+        y = scale * np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)  # prices of rows A s <= b
         r = g - self.lc.A.T @ y
         top = float(y @ self.lc.b + np.sum(np.maximum(r * self.lower, r * self.upper)))
         return np.clip(res.x, self.lower, self.upper), top
