@@ -557,6 +557,16 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _object_with_id(obj: Any, known: set[str], where: str) -> str:
+    """Check a JSON object of the given fields with a non-empty string ``id``; return the id."""
+    _expect(isinstance(obj, dict), "must be an object", where)
+    unknown = sorted(set(obj) - known)
+    _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(known)}", where)
+    _expect("id" in obj, "missing", f"{where}.id")
+    _expect(isinstance(obj["id"], str) and obj["id"] != "", "must be a non-empty string", f"{where}.id")
+    return obj["id"]
+
+
 def _instance_from_json(doc: Any) -> Instance:
     _expect(isinstance(doc, dict), "the top level must be a JSON object", "(top level)")
     _expect("format" in doc, f"missing; expected {FORMAT!r}", "format")
@@ -578,12 +588,7 @@ def _instance_from_json(doc: Any) -> Instance:
     d: int | None = None
     for i, prompt in enumerate(prompts):
         where = f"prompts[{i}]"
-        _expect(isinstance(prompt, dict), "must be an object", where)
-        unknown = sorted(set(prompt) - _PROMPT_FIELDS)
-        _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(_PROMPT_FIELDS)}", where)
-        _expect("id" in prompt, "missing", f"{where}.id")
-        _expect(isinstance(prompt["id"], str) and prompt["id"] != "", "must be a non-empty string", f"{where}.id")
-        prompt_ids.append(prompt["id"])
+        prompt_ids.append(_object_with_id(prompt, _PROMPT_FIELDS, where))
         cap = prompt.get("max_pairs")
         _expect(cap is None or (isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0),
                 f"must be an integer >= 0 or null, got {cap!r}", f"{where}.max_pairs")
@@ -593,12 +598,7 @@ def _instance_from_json(doc: Any) -> Instance:
         ids: dict[str, int] = {}
         for j, comp in enumerate(comps):
             cw = f"{where}.completions[{j}]"
-            _expect(isinstance(comp, dict), "must be an object", cw)
-            unknown = sorted(set(comp) - _COMPLETION_FIELDS)
-            _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(_COMPLETION_FIELDS)}", cw)
-            _expect("id" in comp, "missing", f"{cw}.id")
-            cid = comp["id"]
-            _expect(isinstance(cid, str) and cid != "", "must be a non-empty string", f"{cw}.id")
+            cid = _object_with_id(comp, _COMPLETION_FIELDS, cw)
             _expect(cid not in ids, f"duplicate completion id {cid!r} within its prompt "
                                     f"(also completions[{ids.get(cid)}])", f"{cw}.id")
             ids[cid] = j
