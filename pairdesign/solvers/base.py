@@ -28,6 +28,7 @@ from .result import SolutionStatus, TerminationCondition
 METHODS: dict[str, str] = {
     "greedy": "pairdesign.solvers.greedy:Greedy",
     "relax": "pairdesign.solvers.relax:Relax",
+    "exact": "pairdesign.solvers.outer_approximation:OuterApproximation",
     "random": "pairdesign.solvers.baselines:RandomPairs",
     "first-k": "pairdesign.solvers.baselines:FirstK",
     "best-vs-worst": "pairdesign.solvers.baselines:BestVsWorst",
