@@ -34,7 +34,7 @@ def test_exact_matches_brute_force(seed, criterion):
     except InfeasibleError:
         return
     crit = Criterion.make(criterion, inst)
-    result = solve(inst, "exact", criterion)
+    result = solve(inst, "exact", criterion, time_limit=60)
     best = brute_force(inst, crit)
     check_feasible(inst, result.counts, inst.budget)
     assert result.status is SolutionStatus.optimal

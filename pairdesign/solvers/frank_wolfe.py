@@ -338,6 +338,8 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
     # HiGHS's QP solver can cycle (ERGO-Code/HiGHS#1000): bound its work; None falls back to FW
     h.setOptionValue("time_limit", float(max(min(time_left, 10.0), 0.01)))
     h.setOptionValue("qp_iteration_limit", 20 * work.size + 1000)
+    h.setOptionValue("dual_feasibility_tolerance", 1e-10)  # the gains are scaled to max 1
+    h.setOptionValue("primal_feasibility_tolerance", 1e-10)
     h.passModel(model)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
