@@ -45,7 +45,6 @@ __all__ = [
     "RankOneInverse",
     "bradley_terry_weights",
     "centered_features",
-    "criterion_value",
     "gains",
     "information_matrix",
     "marginal_gains",
@@ -253,11 +252,6 @@ def _inverse(M: np.ndarray) -> np.ndarray:
     chol = _cholesky(M)
     Minv = sla.cho_solve((chol, True), np.eye(M.shape[0]))
     return 0.5 * (Minv + Minv.T)
-
-
-def criterion_value(M: np.ndarray, criterion: Criterion) -> float:
-    """f(M) for a criterion."""
-    return criterion.value(M)
 
 
 def objective(instance: "Instance", n: np.ndarray, criterion: Criterion) -> float:

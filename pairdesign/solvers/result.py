@@ -159,8 +159,3 @@ class Result:
             f"objective {self.objective:.6g}  bound {bound}{gap}{eff_text}\n"
             f"status {self.status.value} ({self.termination.value}) in {self.seconds:.3f} s"
         )
-
-
-def efficiency(objective: float, reference: float, dim: int) -> float:
-    """D-efficiency ``exp((f - f_ref)/d)`` of a design with log det ``objective``."""
-    return float(np.exp((objective - reference) / dim))
