@@ -53,9 +53,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     out = _check_output(args.out, (".json", ".csv"))
     instance = load_instance(args.instance)
+    options = dict(args.option or [])
+    if args.solver is not None:
+        options["solver"] = args.solver
     result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
-                   time_limit=args.time_limit, seed=args.seed, options=dict(args.option or []),
-                   certify=args.certify)
+                   time_limit=args.time_limit, seed=args.seed, options=options, certify=args.certify)
     result.save(out)
     print(result.summary())
     print(f"wrote {out}")
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for methods that draw at random")
     p.add_argument("--option", type=_option, action="append", metavar="NAME=VALUE",
                    help="a method option, e.g. --option k=4 for first-k (repeatable)")
+    p.add_argument("--solver", help="the method's solver: exact: highs (default) or pyomo:NAME "
+                   "(appsi_highs, gurobi, cplex, scip, cbc where installed); relax: native (default), "
+                   "cvxpy or cvxpy:NAME")
     p.add_argument("--certify", action="store_true",
                    help="also solve the relaxation and report its certified bound and the gap")
     p.set_defaults(run=cmd_solve)

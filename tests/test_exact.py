@@ -104,3 +104,31 @@ def test_pyomo_master_solved_by_appsi_highs_bounds_the_optimum():
     n = np.array([pyo.value(model.n[p]) for p in range(len(inst.candidates))])
     assert not violations(inst, np.round(n))
     assert pyo.value(model.eta) >= exact.objective - 1e-7
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]))
+def test_outer_approximation_through_pyomo_agrees_with_highspy(seed, criterion):
+    inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return
+    direct = solve(inst, "exact", criterion, time_limit=60)
+    pyomo = solve(inst, "exact", criterion, time_limit=60, options={"solver": "pyomo:appsi_highs"})
+    assert direct.status is pyomo.status is SolutionStatus.optimal
+    assert pyomo.solver == "pyomo:appsi_highs" and direct.solver == "highspy"
+    assert pyomo.objective == pytest.approx(direct.objective, rel=1e-6, abs=1e-6)
+
+
+def test_cli_exact_with_a_pyomo_solver(tmp_path):
+    import json
+    from pairdesign.cli import main
+    out = tmp_path / "d.json"
+    assert main(["-q", "solve", "instances/constrained.json", "--method", "exact",
+                 "--solver", "pyomo:appsi_highs", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "optimal" and doc["solver"] == "pyomo:appsi_highs"
+    assert doc["bound"] >= doc["objective"] and doc["gap"] <= 3 * 1e-6 * 1.01
+    assert main(["-q", "solve", "instances/constrained.json", "--method", "exact",
+                 "--solver", "pyomo:no_such_solver", "--out", str(out)]) == 2

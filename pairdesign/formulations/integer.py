@@ -34,6 +34,8 @@ def integer_model(instance: Instance, criterion: Criterion, budget: float | None
 
     def row(m, r):
         lo, hi = A.indptr[r], A.indptr[r + 1]
+        if lo == hi:  # a row without candidates (e.g. a capped prompt with no pairs)
+            return pyo.Constraint.Skip
         return sum(float(v) * m.n[int(p)] for p, v in zip(A.indices[lo:hi], A.data[lo:hi])) <= float(lc.b[r])
 
     model.rows = pyo.Constraint(pyo.RangeSet(0, lc.n_rows - 1), rule=row)

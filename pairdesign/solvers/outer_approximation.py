@@ -9,8 +9,9 @@ loop adds the cut at each master solution and stops when the bounds meet within 
 (then the status is ``optimal``), or when time runs out (the incumbent, the bound and the gap are
 returned, status ``feasible``). The master starts with cuts at the relaxation's optimum (whose
 certified bound is also the first upper bound) and at the greedy design (the first incumbent, also
-given to HiGHS as a MIP start). The model lives in one ``highspy.Highs`` object; cuts are added
-as rows, so HiGHS keeps what it can between solves (a multi-tree method).
+given to HiGHS as a MIP start). With ``solver="highs"`` the master lives in one ``highspy.Highs`` object and cuts are added as
+rows (a multi-tree method); with ``solver="pyomo:NAME"`` it is the explicit Pyomo model of
+:mod:`pairdesign.formulations.integer`, solved by any MILP solver Pyomo knows.
 """
 
 from __future__ import annotations
@@ -37,19 +38,19 @@ class OuterApproximation:
     class Options:
         tol: float = 1e-6  # D: D-efficiency loss; A, L: relative gap
         max_iterations: int = 1000
+        solver: str = "highs"  # or "pyomo:NAME" for any MILP solver Pyomo knows (appsi_highs, ...)
 
         def check(self) -> None:
+            if not (self.solver == "highs" or self.solver.startswith("pyomo")):
+                raise OptionError(f"option 'solver' of method 'exact' must be 'highs' or "
+                                  f"'pyomo:NAME', got {self.solver!r}")
             if not 0 < self.tol < 1:
                 raise OptionError(f"option 'tol' of method 'exact' must be in (0, 1), got {self.tol}")
             if self.max_iterations < 1:
                 raise OptionError("option 'max_iterations' of method 'exact' must be >= 1")
 
     def run(self, ctx: Context) -> Outcome:
-        import highspy
-
         inst, crit, opts = ctx.instance, ctx.criterion, ctx.options
-        cand = inst.candidates
-        P = len(cand)
         lc = linear_constraints(inst, ctx.budget)
 
         # the relaxation: first upper bound and first cut
@@ -64,31 +65,10 @@ class OuterApproximation:
         best_value = crit.value(information_matrix(inst, best))
         ctx.incumbent = _Fixed(best)
 
-        h = new_highs()
-        inf = highspy.kHighsInf
-        # columns: n_0..n_{P-1}, eta; minimise -eta
-        h.addVars(P + 1, np.r_[lc.lower, -inf], np.r_[lc.upper, inf])
-        h.changeColsCost(P + 1, np.arange(P + 1, dtype=np.int32), np.r_[np.zeros(P), -1.0])
-        h.changeColsIntegrality(P, np.arange(P, dtype=np.int32),
-                                np.full(P, highspy.HighsVarType.kInteger))
-        A = lc.A.tocsr()
-        h.addRows(lc.n_rows, np.full(lc.n_rows, -inf), lc.b, A.nnz, A.indptr[:-1].astype(np.int32),
-                  A.indices.astype(np.int32), A.data)
-        h.setOptionValue("mip_rel_gap", 0.0)
-        h.setOptionValue("mip_abs_gap", 0.0)
-
-        def add_cut(n: np.ndarray) -> float:
-            """eta - g^T n <= f(n_t) - g^T n_t; returns f(n_t)."""
-            M = information_matrix(inst, n)
-            value = crit.value(M)
-            g = gains(inst, M, crit)
-            nz = np.flatnonzero(g)
-            h.addRow(-inf, value - float(g @ n), nz.size + 1, np.r_[nz, P].astype(np.int32),
-                     np.r_[-g[nz], 1.0])
-            return value
-
-        add_cut(relaxed.n)
-        add_cut(best)
+        master = (_HighsMaster(inst, crit, lc) if opts.solver == "highs"
+                  else _PyomoMaster(inst, crit, ctx.budget, opts.solver.partition(":")[2] or "appsi_highs"))
+        master.add_cut(relaxed.n)
+        master.add_cut(best)
         cuts, termination = 2, TerminationCondition.iteration_limit
         for iteration in range(1, opts.max_iterations + 1):
             target = allowed_gap(crit, best_value, inst.dim, opts.tol)
@@ -100,25 +80,14 @@ class OuterApproximation:
             if ctx.out_of_time():
                 termination = TerminationCondition.time_limit
                 break
-            if ctx.time_limit is not None:
-                h.setOptionValue("time_limit", max(ctx.time_limit - ctx.elapsed(), 1e-3))
-            sol = highspy.HighsSolution()
-            sol.col_value = list(np.r_[best, best_value])
-            h.setSolution(sol)
-            h.run()
-            status = h.getModelStatus()
-            info = h.getInfo()
-            if status == highspy.HighsModelStatus.kInfeasible:
-                raise RuntimeError("the master became infeasible: the cuts or constraints are wrong")
-            if info.mip_dual_bound < inf:
-                upper = min(upper, -info.mip_dual_bound)
-            if status != highspy.HighsModelStatus.kOptimal:
-                if status == highspy.HighsModelStatus.kTimeLimit:
-                    termination = TerminationCondition.time_limit
-                    break
-                raise RuntimeError(f"HiGHS stopped on the master: {h.modelStatusToString(status)}")
-            n = np.round(np.asarray(h.getSolution().col_value)[:P])
-            value = add_cut(n)
+            time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
+            state, n, master_bound = master.solve(best, best_value, time_left)
+            if master_bound is not None:
+                upper = min(upper, master_bound)
+            if state == "time_limit":
+                termination = TerminationCondition.time_limit
+                break
+            value = master.add_cut(n)
             cuts += 1
             if value > best_value:
                 best, best_value = n, value
@@ -127,7 +96,7 @@ class OuterApproximation:
         proven = upper - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
         return Outcome(best.astype(np.int64), termination,
                        SolutionStatus.optimal if proven else SolutionStatus.feasible,
-                       bound=upper, solver="highspy")
+                       bound=upper, solver=master.solver)
 
 
 class _Fixed:
@@ -135,3 +104,105 @@ class _Fixed:
 
     def __init__(self, counts: np.ndarray):
         self.counts = counts.astype(np.int64)
+
+
+class _HighsMaster:
+    """The master in one ``highspy.Highs``: columns n_0..n_{P-1}, eta; cuts added as rows."""
+
+    solver = "highspy"
+
+    def __init__(self, inst, crit, lc):
+        import highspy
+
+        self.inst, self.crit, self.P = inst, crit, len(inst.candidates)
+        P = self.P
+        self.h = h = new_highs()
+        self.inf = inf = highspy.kHighsInf
+        h.addVars(P + 1, np.r_[lc.lower, -inf], np.r_[lc.upper, inf])
+        h.changeColsCost(P + 1, np.arange(P + 1, dtype=np.int32), np.r_[np.zeros(P), -1.0])
+        h.changeColsIntegrality(P, np.arange(P, dtype=np.int32),
+                                np.full(P, highspy.HighsVarType.kInteger))
+        A = lc.A.tocsr()
+        h.addRows(lc.n_rows, np.full(lc.n_rows, -inf), lc.b, A.nnz, A.indptr[:-1].astype(np.int32),
+                  A.indices.astype(np.int32), A.data)
+        h.setOptionValue("mip_rel_gap", 0.0)
+        h.setOptionValue("mip_abs_gap", 0.0)
+
+    def add_cut(self, n: np.ndarray) -> float:
+        """eta - g^T n <= f(n_t) - g^T n_t; returns f(n_t)."""
+        M = information_matrix(self.inst, n)
+        value = self.crit.value(M)
+        g = gains(self.inst, M, self.crit)
+        nz = np.flatnonzero(g)
+        self.h.addRow(-self.inf, value - float(g @ n), nz.size + 1, np.r_[nz, self.P].astype(np.int32),
+                      np.r_[-g[nz], 1.0])
+        return value
+
+    def solve(self, start: np.ndarray, start_value: float, time_left: float | None):
+        """Returns (state, n, upper bound or None); state is "optimal" or "time_limit"."""
+        import highspy
+
+        h = self.h
+        if time_left is not None:
+            h.setOptionValue("time_limit", time_left)
+        sol = highspy.HighsSolution()
+        sol.col_value = list(np.r_[start, start_value])
+        h.setSolution(sol)
+        h.run()
+        status = h.getModelStatus()
+        info = h.getInfo()
+        bound = -info.mip_dual_bound if info.mip_dual_bound < self.inf else None
+        if status == highspy.HighsModelStatus.kTimeLimit:
+            return "time_limit", None, bound
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"HiGHS stopped on the master: {h.modelStatusToString(status)}")
+        return "optimal", np.round(np.asarray(h.getSolution().col_value)[: self.P]), bound
+
+
+class _PyomoMaster:
+    """The master as the explicit Pyomo model of :mod:`pairdesign.formulations.integer`, solved by
+    any MILP solver Pyomo knows (``appsi_highs`` by default; gurobi, cplex, scip, cbc where
+    installed). Its bound is the solver's reported upper bound, else the optimum when proven."""
+
+    def __init__(self, inst, crit, budget, name: str):
+        import pyomo.environ as pyo
+
+        from ..formulations.integer import integer_model
+
+        self.inst, self.crit, self.name = inst, crit, name
+        self.solver = f"pyomo:{name}"
+        self.opt = pyo.SolverFactory(name)
+        if not self.opt.available(exception_flag=False):
+            raise OptionError(f"Pyomo solver {name!r} is not available here")
+        self.model = integer_model(inst, crit, budget)
+
+    def add_cut(self, n: np.ndarray) -> float:
+        from ..formulations.integer import add_cut
+
+        return add_cut(self.model, self.inst, self.crit, n)
+
+    def solve(self, start: np.ndarray, start_value: float, time_left: float | None):
+        import pyomo.environ as pyo
+        from pyomo.opt import TerminationCondition as TC
+
+        m = self.model
+        for p, v in enumerate(start):
+            m.n[p].value = float(v)
+        m.eta.value = start_value
+        kwargs = {}
+        if self.name.startswith("appsi_"):
+            self.opt.config.mip_gap = 0.0
+            self.opt.config.time_limit = time_left
+            self.opt.config.load_solution = False
+        results = self.opt.solve(m, **kwargs) if self.name.startswith("appsi_") else \
+            self.opt.solve(m, load_solutions=False)
+        term = results.solver.termination_condition
+        upper = results.problem.upper_bound
+        bound = float(upper) if upper is not None and np.isfinite(float(upper)) else None
+        if term == TC.maxTimeLimit:
+            return "time_limit", None, bound
+        if term != TC.optimal:
+            raise RuntimeError(f"Pyomo solver {self.name} stopped on the master: {term}")
+        m.solutions.load_from(results)
+        n = np.round(np.array([pyo.value(m.n[p]) for p in range(len(start))]))
+        return "optimal", n, bound if bound is not None else float(pyo.value(m.eta))
