@@ -132,3 +132,41 @@ def test_cli_exact_with_a_pyomo_solver(tmp_path):
     assert doc["bound"] >= doc["objective"] and doc["gap"] <= 3 * 1e-6 * 1.01
     assert main(["-q", "solve", "instances/constrained.json", "--method", "exact",
                  "--solver", "pyomo:no_such_solver", "--out", str(out)]) == 2
+
+
+def check_misocp(seed, time_limit):
+    inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return
+    misocp = solve(inst, "misocp", time_limit=time_limit)
+    oa = solve(inst, "exact", time_limit=60)
+    check_feasible(inst, misocp.counts, inst.budget)
+    assert misocp.solver.startswith("cvxpy:SCIP")
+    if misocp.status is not SolutionStatus.optimal:  # SCIP ran out of time: an honest answer
+        assert "optimal (" not in misocp.solver and misocp.bound >= oa.objective - 1e-7
+        return
+    assert misocp.objective == pytest.approx(oa.objective, rel=1e-6, abs=1e-6)
+    if np.prod(inst.candidates.upper + 1.0) <= 4096:
+        best = brute_force(inst, Criterion.make("D", inst))
+        assert misocp.objective == pytest.approx(best, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_misocp_in_scip_agrees_with_outer_approximation_and_brute_force(seed):
+    check_misocp(seed, time_limit=60)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_misocp_agrees_on_many_random_instances(seed):
+    check_misocp(seed, time_limit=30)
+
+
+def test_misocp_is_for_D_only():
+    from pairdesign import OptionError
+    inst = pairdesign.load_instance("instances/small.json")
+    with pytest.raises(OptionError, match="D criterion"):
+        solve(inst, "misocp", "A")

@@ -10,7 +10,7 @@ from pairdesign import METHODS, OptionError, SolutionStatus, TerminationConditio
 
 SCORE_METHODS = {"best-vs-worst", "ultrafeedback", "max-margin", "min-margin"}
 INTEGER_METHODS = sorted(set(METHODS) - {"relax"})
-HEURISTICS = sorted(set(INTEGER_METHODS) - {"exact"})  # exact has tests/test_exact.py
+HEURISTICS = sorted(set(INTEGER_METHODS) - {"exact", "misocp"})  # see tests/test_exact.py
 
 
 def check_result(inst, result, budget=None):
@@ -25,7 +25,7 @@ def check_result(inst, result, budget=None):
     assert len(result.pairs) == int(result.counts.sum())
     expected = inst.pair_ids(np.repeat(cand.j, result.counts), np.repeat(cand.k, result.counts))
     assert sorted(map(list, result.pairs)) == sorted(expected)
-    if result.method == "exact":  # proves optimality (tests/test_exact.py checks the claim)
+    if result.method in ("exact", "misocp"):  # prove optimality (tests/test_exact.py checks it)
         assert result.bound >= result.objective - 1e-9 * max(1.0, abs(result.objective))
     else:  # heuristics prove nothing and carry no bound unless asked (certify=True)
         assert result.status is SolutionStatus.feasible

@@ -29,6 +29,7 @@ METHODS: dict[str, str] = {
     "greedy": "pairdesign.solvers.greedy:Greedy",
     "relax": "pairdesign.solvers.relax:Relax",
     "exact": "pairdesign.solvers.outer_approximation:OuterApproximation",
+    "misocp": "pairdesign.solvers.misocp:Misocp",
     "random": "pairdesign.solvers.baselines:RandomPairs",
     "first-k": "pairdesign.solvers.baselines:FirstK",
     "best-vs-worst": "pairdesign.solvers.baselines:BestVsWorst",

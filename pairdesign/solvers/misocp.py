@@ -1,0 +1,40 @@
+"""The method ``misocp``: the exact D-optimal design by the MISOCP of Sagnol and Harman (2015),
+solved through cvxpy by a mixed-integer conic solver (SCIP by default; MOSEK, Gurobi where
+installed). ``optimal`` when the solver proved it; the bound is then the solver's optimum,
+otherwise (time limit) the relaxation's certified bound."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..constraints import violations
+from ..errors import OptionError
+from .base import Context, Outcome
+from .frank_wolfe import solve_relaxation
+from .result import SolutionStatus, TerminationCondition
+
+
+class Misocp:
+    name = "misocp"
+    needs_scores = False
+
+    @dataclass(frozen=True)
+    class Options:
+        solver: str = "SCIP"
+
+    def run(self, ctx: Context) -> Outcome:
+        from ..formulations.misocp import solve_misocp
+
+        if ctx.criterion.name != "D":
+            raise OptionError("method 'misocp' is for the D criterion; use 'exact' for A and L")
+        ctx.say(f"misocp: cvxpy with {ctx.options.solver}")
+        n, status, optimum = solve_misocp(ctx.instance, ctx.budget, ctx.options.solver, ctx.time_limit)
+        if violations(ctx.instance, n, ctx.budget):
+            raise RuntimeError(f"{ctx.options.solver} returned a design outside the constraints")
+        proven = optimum is not None
+        bound = optimum if proven else solve_relaxation(ctx, tol=1e-6).bound
+        termination = TerminationCondition.converged if proven else TerminationCondition.time_limit
+        ctx.say(f"misocp: {status}")
+        return Outcome(n.astype("int64"), termination,
+                       SolutionStatus.optimal if proven else SolutionStatus.feasible,
+                       bound=bound, solver=f"cvxpy:{ctx.options.solver.upper()} ({status})")
