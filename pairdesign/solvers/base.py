@@ -112,6 +112,14 @@ class NoOptions:
     """A method without options."""
 
 
+def check_stopping(method: str, tol: float, max_iterations: int) -> None:
+    """The shared checks of an iterative method's ``tol`` and ``max_iterations`` options."""
+    if not 0 < tol < 1:
+        raise OptionError(f"option 'tol' of method {method!r} must be in (0, 1), got {tol}")
+    if max_iterations < 1:
+        raise OptionError(f"option 'max_iterations' of method {method!r} must be >= 1")
+
+
 def method_class(name: str) -> type:
     """The class of a registered method (imported on first use)."""
     if name not in METHODS:

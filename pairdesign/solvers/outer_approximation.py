@@ -24,7 +24,7 @@ import numpy as np
 from ..constraints import DesignBuilder, linear_constraints
 from ..errors import OptionError
 from ..information import gains, information_matrix
-from .base import Context, Outcome
+from .base import Context, Outcome, check_stopping
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .result import SolutionStatus, TerminationCondition
 from ._highs import new_highs
@@ -44,10 +44,7 @@ class OuterApproximation:
             if not (self.solver == "highs" or self.solver.startswith("pyomo")):
                 raise OptionError(f"option 'solver' of method 'exact' must be 'highs' or "
                                   f"'pyomo:NAME', got {self.solver!r}")
-            if not 0 < self.tol < 1:
-                raise OptionError(f"option 'tol' of method 'exact' must be in (0, 1), got {self.tol}")
-            if self.max_iterations < 1:
-                raise OptionError("option 'max_iterations' of method 'exact' must be >= 1")
+            check_stopping("exact", self.tol, self.max_iterations)
 
     def run(self, ctx: Context) -> Outcome:
         inst, crit, opts = ctx.instance, ctx.criterion, ctx.options

@@ -16,7 +16,7 @@ import numpy as np
 from ..constraints import linear_constraints, shrink_into
 from ..errors import OptionError
 from ..information import information_matrix
-from .base import Context, Outcome
+from .base import Context, Outcome, check_stopping
 from .frank_wolfe import allowed_gap, relaxation_bound, solve_relaxation
 from .result import SolutionStatus, TerminationCondition
 
@@ -35,10 +35,7 @@ class Relax:
             if not (self.solver == "native" or self.solver == "cvxpy" or self.solver.startswith("cvxpy:")):
                 raise OptionError(f"option 'solver' of method 'relax' must be 'native', 'cvxpy' or "
                                   f"'cvxpy:NAME', got {self.solver!r}")
-            if not 0 < self.tol < 1:
-                raise OptionError(f"option 'tol' of method 'relax' must be in (0, 1), got {self.tol}")
-            if self.max_iterations < 1:
-                raise OptionError("option 'max_iterations' of method 'relax' must be >= 1")
+            check_stopping("relax", self.tol, self.max_iterations)
 
     def run(self, ctx: Context) -> Outcome:
         opts = ctx.options
