@@ -10,7 +10,7 @@ policy-gap criterion) about the reward model that training will estimate.
     >>> result.save("design.json")                                      # doctest: +SKIP
 """
 
-from .errors import InfeasibleError, InstanceError, OptionError, PairdesignError
+from .errors import InfeasibleError, InstanceError, OptionError, PairdesignError, SolverError
 from .generate import Synthetic, synthetic_instance
 from .information import Criterion, information_matrix, objective, policy_covariance
 from .instance import Group, Instance, load_instance, save_instance
@@ -31,6 +31,7 @@ __all__ = [
     "PairdesignError",
     "Result",
     "SolutionStatus",
+    "SolverError",
     "Synthetic",
     "TerminationCondition",
     "information_matrix",

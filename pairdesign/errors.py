@@ -36,3 +36,7 @@ class InfeasibleError(PairdesignError):
 
 class OptionError(PairdesignError, ValueError):
     """An unknown method, criterion or option, or an option value out of its domain."""
+
+
+class SolverError(PairdesignError):
+    """An external solver (SCIP, Clarabel, HiGHS, ...) failed on a well-formed problem."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..constraints import linear_constraints
-from ..errors import OptionError
+from ..errors import OptionError, SolverError
 from ..information import centered_features, prior_information
 from ..instance import Instance
 
@@ -68,7 +68,10 @@ def solve_misocp(instance: Instance, budget: float | None = None, solver: str = 
     kwargs = {}
     if time_limit is not None and name == "SCIP":
         kwargs["scip_params"] = {"limits/time": float(time_limit)}
-    problem.solve(solver=name, **kwargs)
+    try:
+        problem.solve(solver=name, **kwargs)
+    except cp.error.SolverError as exc:
+        raise SolverError(f"{name} failed on the MISOCP: {exc}") from None
     if n.value is None:
         raise OptionError(f"{name} returned no design (status {problem.status})")
     optimum = None

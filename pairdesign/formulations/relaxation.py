@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..constraints import linear_constraints
-from ..errors import OptionError
+from ..errors import OptionError, SolverError
 from ..information import Criterion, centered_features, prior_information
 from ..instance import Instance
 
@@ -60,7 +60,7 @@ def solve_relaxation_cvxpy(instance: Instance, criterion: Criterion, budget: flo
     try:
         problem.solve(solver=name, verbose=verbose)
     except cp.error.SolverError as exc:
-        raise OptionError(f"cvxpy solver {name} failed: {exc}") from None
+        raise SolverError(f"cvxpy solver {name} failed on the relaxation: {exc}") from None
     if problem.status in ("infeasible", "infeasible_inaccurate"):
         from ..errors import InfeasibleError
         raise InfeasibleError("the relaxation is infeasible: the constraints admit no design")
