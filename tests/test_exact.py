@@ -147,9 +147,14 @@ def check_misocp(seed, time_limit):
     oa = solve(inst, "exact", time_limit=60)
     check_feasible(inst, misocp.counts, inst.budget)
     assert misocp.solver.startswith("cvxpy:SCIP")
-    if misocp.status is not SolutionStatus.optimal:  # SCIP ran out of time: an honest answer
-        assert "optimal (" not in misocp.solver and misocp.bound >= oa.objective - 1e-7
+    if misocp.termination is TerminationCondition.time_limit:  # SCIP ran out of time
+        assert misocp.status is SolutionStatus.feasible and "optimal (" not in misocp.solver
+        assert misocp.bound >= oa.objective - 1e-7
         return
+    # SCIP finished: its design is optimal even where its conic tolerances leave its own optimum
+    # too far from the recomputed log det for pairdesign to say "optimal"
+    assert misocp.bound >= misocp.objective - 1e-9
+    assert (misocp.status is SolutionStatus.optimal) == (misocp.gap <= -inst.dim * np.log1p(-1e-6))
     assert misocp.objective == pytest.approx(oa.objective, rel=1e-6, abs=1e-6)
     if np.prod(inst.candidates.upper + 1.0) <= 4096:
         best = brute_force(inst, Criterion.make("D", inst))

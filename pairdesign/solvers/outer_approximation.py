@@ -189,6 +189,8 @@ class _PyomoMaster:
         kwargs = {}
         if self.name.startswith("appsi_"):
             self.opt.config.mip_gap = 0.0
+            if hasattr(self.opt, "highs_options"):  # HiGHS also stops at an absolute gap of 1e-6
+                self.opt.highs_options["mip_abs_gap"] = 0.0
             self.opt.config.time_limit = time_left
             self.opt.config.load_solution = False
         results = self.opt.solve(m, **kwargs) if self.name.startswith("appsi_") else \
