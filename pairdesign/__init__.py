@@ -10,7 +10,9 @@ policy-gap criterion) about the reward model that training will estimate.
     >>> result.save("design.json")                                      # doctest: +SKIP
 """
 
-from .errors import InfeasibleError, InstanceError, OptionError, PairdesignError, SolverError
+from .design import Design, load_design
+from .errors import DesignError, InfeasibleError, InstanceError, OptionError, PairdesignError, SolverError
+from .fit import Fit, fit_bradley_terry
 from .generate import Synthetic, synthetic_instance
 from .information import Criterion, information_matrix, objective, policy_covariance
 from .instance import Group, Instance, load_instance, save_instance
@@ -22,6 +24,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Criterion",
+    "Design",
+    "DesignError",
+    "Fit",
     "Group",
     "InfeasibleError",
     "Instance",
@@ -34,7 +39,9 @@ __all__ = [
     "SolverError",
     "Synthetic",
     "TerminationCondition",
+    "fit_bradley_terry",
     "information_matrix",
+    "load_design",
     "load_instance",
     "objective",
     "policy_covariance",

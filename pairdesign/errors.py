@@ -30,6 +30,14 @@ class InstanceError(PairdesignError, ValueError):
         return InstanceError(self.reason, source=source, field=self.field)
 
 
+class DesignError(InstanceError):
+    """A malformed design file, or one that does not fit the instance it is read with; the
+    message names the file, the field and the row (``design.json: pairs[4]: ...``)."""
+
+    def with_source(self, source: str) -> "DesignError":
+        return DesignError(self.reason, source=source, field=self.field)
+
+
 class InfeasibleError(PairdesignError):
     """The constraints admit no design (e.g. the pairs fixed in exceed the budget)."""
 

@@ -254,9 +254,12 @@ def _inverse(M: np.ndarray) -> np.ndarray:
     return 0.5 * (Minv + Minv.T)
 
 
-def objective(instance: "Instance", n: np.ndarray, criterion: Criterion) -> float:
-    """f(M(n)): the objective of a design, recomputed from the instance."""
-    return criterion.value(information_matrix(instance, n))
+def objective(instance: "Instance", n: np.ndarray, criterion: "str | Criterion" = "D",
+              H: np.ndarray | None = None) -> float:
+    """f(M(n)): the objective of a design (labels per candidate pair ``n``), recomputed from
+    the instance. ``criterion`` is a name (``"D"``, ``"A"``, ``"L"`` with ``H``) or a
+    :class:`Criterion`."""
+    return Criterion.make(criterion, instance, H).value(information_matrix(instance, n))
 
 
 def _psi(instance: "Instance", M: np.ndarray, criterion: Criterion) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,152 @@
+"""Reading design files back: ``pairdesign.design/1`` as written by :meth:`Result.save`.
+
+A design lists its pairs as ``[prompt_id, completion_id, completion_id]`` (once per label; a
+fractional design adds a 4th element, the weight). :func:`load_design` maps them onto the
+candidate pairs of an instance, so that a design can seed a local search (``--start FILE``),
+be exported for labeling, or be scored again with :func:`pairdesign.objective`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DesignError
+from .instance import Instance
+from .solvers.result import DESIGN_FORMAT
+
+
+@dataclass(frozen=True)
+class Design:
+    """A design read from a file, on the candidates of one instance."""
+
+    counts: np.ndarray
+    """Labels per candidate pair (weights for a fractional design), shape (P,)."""
+    rows: np.ndarray
+    """For each listed pair, in file order, its candidate index (shape (lines,))."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The file's other fields (method, criterion, objective, status, ...)."""
+
+    @property
+    def fractional(self) -> bool:
+        return bool(self.metadata.get("fractional", False))
+
+
+def _read_json(path: Path) -> tuple[dict[str, Any], list[Any]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DesignError(f"not valid JSON (line {exc.lineno}: {exc.msg})", source=str(path))
+    if not isinstance(doc, dict):
+        raise DesignError("must be a JSON object", source=str(path))
+    pairs = doc.pop("pairs", None)
+    if not isinstance(pairs, list):
+        raise DesignError("missing or not a list", source=str(path), field="pairs")
+    return doc, pairs
+
+
+def _read_csv(path: Path) -> tuple[dict[str, Any], list[Any]]:
+    meta: dict[str, Any] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    body = []
+    for number, line in enumerate(lines, start=1):
+        if line.startswith("#"):
+            key, sep, value = line[1:].partition(":")
+            if sep:
+                try:
+                    meta[key.strip()] = json.loads(value)
+                except json.JSONDecodeError:
+                    meta[key.strip()] = value.strip()
+        elif line.strip():
+            body.append(line)
+    rows = list(csv.reader(body))
+    if not rows or rows[0][:3] != ["prompt_id", "completion_a", "completion_b"]:
+        raise DesignError("expected a header prompt_id,completion_a,completion_b", source=str(path))
+    pairs: list[Any] = []
+    for row in rows[1:]:
+        if len(row) == 4:
+            try:
+                pairs.append(row[:3] + [float(row[3])])
+            except ValueError:
+                pairs.append(row)  # reported below with its row number
+        else:
+            pairs.append(row)
+    return meta, pairs
+
+
+def load_design(path: str | os.PathLike, instance: Instance) -> Design:
+    """Read a design file (.json or .csv) and map its pairs onto ``instance``'s candidates.
+
+    Raises :class:`~pairdesign.errors.DesignError` naming the file and the row for a pair whose
+    prompt or completion is unknown, that is not a candidate (fixed out, already labeled, not in
+    the instance's explicit pair list), or that is listed more often than ``max_labels_per_pair``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DesignError("no such file", source=str(path))
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        meta, pairs = _read_json(path)
+    elif suffix == ".csv":
+        meta, pairs = _read_csv(path)
+    else:
+        raise DesignError(f"unknown design file type {suffix!r}: use .json or .csv", source=str(path))
+    fmt = meta.get("format", DESIGN_FORMAT)
+    if fmt != DESIGN_FORMAT:
+        raise DesignError(f"unsupported format {fmt!r} (expected {DESIGN_FORMAT!r})",
+                          source=str(path), field="format")
+    fractional = bool(meta.get("fractional", False))
+
+    cand = instance.candidates
+    P = cand.j.shape[0]
+    # (prompt id, completion id, completion id) -> candidate index, in both orders
+    index: dict[tuple[str, str, str], int] = {}
+    for p, (prompt, a, b) in enumerate(instance.pair_ids(cand.j, cand.k)):
+        index[(prompt, a, b)] = p
+        index[(prompt, b, a)] = p
+    prompts = set(str(x) for x in instance.prompt_ids)
+    completions: dict[str, set[str]] = {}
+    for i, pid in enumerate(instance.prompt_ids):
+        lo, hi = int(instance.prompt_offsets[i]), int(instance.prompt_offsets[i + 1])
+        completions[str(pid)] = set(str(c) for c in instance.completion_ids[lo:hi])
+
+    counts = np.zeros(P)
+    rows = np.empty(len(pairs), dtype=np.int64)
+    for r, entry in enumerate(pairs):
+        where = f"pairs[{r}]"
+        width = 4 if fractional else 3
+        if not (isinstance(entry, list) and len(entry) == width
+                and all(isinstance(x, str) for x in entry[:3])):
+            shape = "[prompt_id, completion_id, completion_id" + (", weight]" if fractional else "]")
+            raise DesignError(f"expected {shape}, got {entry!r}", source=str(path), field=where)
+        prompt, a, b = entry[:3]
+        if prompt not in prompts:
+            raise DesignError(f"unknown prompt {prompt!r}", source=str(path), field=where)
+        for c in (a, b):
+            if c not in completions[prompt]:
+                raise DesignError(f"prompt {prompt!r} has no completion {c!r}",
+                                  source=str(path), field=where)
+        p = index.get((prompt, a, b))
+        if p is None:
+            raise DesignError(f"({prompt}, {a}, {b}) is not a candidate pair of the instance "
+                              "(fixed out, already labeled, or not in its pair list)",
+                              source=str(path), field=where)
+        amount = 1.0
+        if fractional:
+            amount = entry[3]
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) \
+                    or not np.isfinite(amount) or amount < 0:
+                raise DesignError(f"weight must be a non-negative number, got {amount!r}",
+                                  source=str(path), field=where)
+        counts[p] += float(amount)
+        rows[r] = p
+        if counts[p] > cand.upper[p] + 1e-9:
+            raise DesignError(f"({prompt}, {a}, {b}) listed {counts[p]:g} times, more than the "
+                              f"{cand.upper[p]:g} labels a pair may get", source=str(path), field=where)
+    return Design(counts=counts, rows=rows, metadata=meta)
