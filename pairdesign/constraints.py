@@ -123,6 +123,39 @@ class DesignBuilder:
             for g in self._prompt_groups[i]:
                 self._group_left[g] -= cost
 
+    def removable(self, p: int) -> bool:
+        """Whether one label of candidate p can be taken away (it has one above its lower bound)."""
+        return bool(self.counts[p] > self.instance.candidates.lower[p])
+
+    def remove(self, p: int) -> None:
+        """One label less on candidate p (the caller checked :meth:`removable`)."""
+        cost = 1.0 if self._unit else float(self._cost[p])
+        self.counts[p] -= 1
+        self.spent -= cost
+        i = int(self._prompt[p])
+        self._prompt_left[i] += 1
+        if self._completion_left is not None:
+            self._completion_left[int(self._j[p])] += 1
+            self._completion_left[int(self._k[p])] += 1
+        if self._prompt_groups is not None:
+            for g in self._prompt_groups[i]:
+                self._group_left[g] += cost
+
+    @classmethod
+    def from_counts(cls, instance: Instance, budget: float, counts: np.ndarray) -> "DesignBuilder":
+        """The builder holding the integer design ``counts``; raises ValueError if it breaks a
+        constraint (or leaves out a pair fixed in)."""
+        design = cls(instance, budget)
+        counts = np.asarray(counts)
+        if np.any(counts < design.counts) or np.any(counts != np.round(counts)):
+            raise ValueError("the design is not integral or leaves out a pair fixed in")
+        for p in np.flatnonzero(counts > design.counts).tolist():
+            for _ in range(int(counts[p] - design.counts[p])):
+                if not design.fits(p):
+                    raise ValueError(f"the design breaks a constraint at candidate pair {p}")
+                design.add(p)
+        return design
+
     def open_mask(self) -> np.ndarray:
         """For every candidate, whether one more label fits now (vectorised :meth:`fits`)."""
         cand = self.instance.candidates

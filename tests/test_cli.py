@@ -34,7 +34,9 @@ def test_solve_writes_a_design(capsys, tmp_path, suffix):
         for key in ("format", "instance", "method", "criterion", "budget", "budget_used", "objective",
                     "bound", "gap", "status", "seconds", "pairs"):
             assert key in doc
-        assert doc["objective"] == expected.objective and doc["bound"] is None
+        # the default method (auto) proves this small instance optimal
+        assert doc["objective"] == expected.objective and doc["bound"] == expected.bound
+        assert doc["method"] == "auto" and doc["status"] == "optimal"
         assert [tuple(p) for p in doc["pairs"]] == list(expected.pairs)
     else:
         lines = out.read_text().splitlines()

@@ -27,6 +27,9 @@ from .result import SolutionStatus, TerminationCondition
 # name -> "module:Class", in the order the CLI lists them
 METHODS: dict[str, str] = {
     "greedy": "pairdesign.solvers.greedy:Greedy",
+    "auto": "pairdesign.solvers.auto:Auto",
+    "round": "pairdesign.solvers.relax_round:Round",
+    "local-search": "pairdesign.solvers.relax_round:LocalSearch",
     "relax": "pairdesign.solvers.relax:Relax",
     "exact": "pairdesign.solvers.outer_approximation:OuterApproximation",
     "misocp": "pairdesign.solvers.misocp:Misocp",
@@ -38,7 +41,7 @@ METHODS: dict[str, str] = {
     "min-margin": "pairdesign.solvers.baselines:MinMargin",
     "max-distance": "pairdesign.solvers.baselines:MaxDistance",
 }
-DEFAULT_METHOD = "greedy"
+DEFAULT_METHOD = "auto"
 
 
 @dataclass

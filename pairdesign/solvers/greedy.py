@@ -38,100 +38,107 @@ class Greedy:
                 raise OptionError(f"option 'refresh' of method 'greedy' must be >= 1, got {self.refresh}")
 
     def run(self, ctx: Context) -> Outcome:
-        inst = ctx.instance
-        cand = inst.candidates
         design = ctx.builder()
-        tracker = RankOneInverse(information_matrix(inst, design.counts), ctx.criterion,
-                                 refresh=ctx.options.refresh)
-        ctx.say(f"greedy ({'lazy' if ctx.options.lazy else 'plain'}, criterion {ctx.criterion.name}): "
-                f"{len(cand)} candidate pairs, budget {ctx.budget:g}, "
-                f"{int(design.counts.sum())} labels fixed in")
-        step = self._lazy if ctx.options.lazy else self._plain
-        finished = step(ctx, design, tracker)
-        ctx.say(f"greedy: {int(design.counts.sum())} labels, budget used {design.spent:g}, "
-                f"f = {tracker.value():.6g}")
+        finished = complete_greedily(ctx, design, lazy=ctx.options.lazy, refresh=ctx.options.refresh)
         return Outcome(design.counts, TerminationCondition.completed if finished
                        else TerminationCondition.time_limit)
 
-    def _lazy(self, ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
-        """Lazy greedy over a working set S of the pairs with the largest gains.
 
-        The gains of the pairs in S are kept exact by rank-one updates (O(|S| d) per label);
-        ``bound`` is the largest gain outside S at the last refresh. For D, gains only fall, so
-        while the best pair in S beats ``bound`` it is the greedy choice over all pairs; otherwise
-        every gain is recomputed through completions and S rebuilt (doubling |S| if it ran short).
-        """
-        inst, crit = ctx.instance, ctx.criterion
-        cand = inst.candidates
-        phi = centered_features(inst)
-        size = min(len(cand), max(1024, 4 * inst.dim))
-        cap = max(size, (1 << 24) // max(1, inst.dim))  # |S| x d floats stay under 128 MiB
-        added, refreshes = 0, 0
+def complete_greedily(ctx: Context, design: DesignBuilder, *, lazy: bool = True,
+                      refresh: int = 200) -> bool:
+    """Add labels to ``design`` greedily (largest marginal gain per unit cost) until nothing
+    fits; ``design`` may already hold labels (rounding and local search complete their designs
+    this way). Returns False if the time limit stopped it."""
+    inst = ctx.instance
+    tracker = RankOneInverse(information_matrix(inst, design.counts), ctx.criterion, refresh=refresh)
+    ctx.say(f"greedy ({'lazy' if lazy else 'plain'}, criterion {ctx.criterion.name}): "
+            f"{len(inst.candidates)} candidate pairs, budget {ctx.budget:g}, "
+            f"{int(design.counts.sum())} labels to start from")
+    finished = (_lazy if lazy else _plain)(ctx, design, tracker)
+    ctx.say(f"greedy: {int(design.counts.sum())} labels, budget used {design.spent:g}, "
+            f"f = {tracker.value():.6g}")
+    return finished
+
+
+def _lazy(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
+    """Lazy greedy over a working set S of the pairs with the largest gains.
+
+    The gains of the pairs in S are kept exact by rank-one updates (O(|S| d) per label);
+    ``bound`` is the largest gain outside S at the last refresh. For D, gains only fall, so
+    while the best pair in S beats ``bound`` it is the greedy choice over all pairs; otherwise
+    every gain is recomputed through completions and S rebuilt (doubling |S| if it ran short).
+    """
+    inst, crit = ctx.instance, ctx.criterion
+    cand = inst.candidates
+    phi = centered_features(inst)
+    size = min(len(cand), max(1024, 4 * inst.dim))
+    cap = max(size, (1 << 24) // max(1, inst.dim))  # |S| x d floats stay under 128 MiB
+    added, refreshes = 0, 0
+    while not design.full():
+        if ctx.out_of_time():
+            return False
+        open_pairs = np.flatnonzero(design.open_mask())
+        if open_pairs.size == 0:
+            return True
+        ratio = marginal_gains(inst, tracker.M, crit, open_pairs) / cand.cost[open_pairs]
+        refreshes += 1
+        if open_pairs.size > size:
+            part = np.argpartition(-ratio, size)
+            work, bound = open_pairs[part[:size]], float(ratio[part[size:]].max())
+        else:
+            work, bound = open_pairs, -np.inf
+        forms = PairForms(phi[cand.j[work]] - phi[cand.k[work]], cand.weight[work],
+                          tracker.Minv, crit)
+        cost = cand.cost[work]
+        alive = np.ones(work.size, dtype=bool)
+        steps = 0
         while not design.full():
             if ctx.out_of_time():
                 return False
-            open_pairs = np.flatnonzero(design.open_mask())
-            if open_pairs.size == 0:
-                return True
-            ratio = marginal_gains(inst, tracker.M, crit, open_pairs) / cand.cost[open_pairs]
-            refreshes += 1
-            if open_pairs.size > size:
-                part = np.argpartition(-ratio, size)
-                work, bound = open_pairs[part[:size]], float(ratio[part[size:]].max())
-            else:
-                work, bound = open_pairs, -np.inf
-            forms = PairForms(phi[cand.j[work]] - phi[cand.k[work]], cand.weight[work],
-                              tracker.Minv, crit)
-            cost = cand.cost[work]
-            alive = np.ones(work.size, dtype=bool)
-            steps = 0
-            while not design.full():
-                if ctx.out_of_time():
-                    return False
-                gain = np.where(alive, forms.marginal_gains() / cost, -np.inf)
-                b = int(np.argmax(gain))
-                if not alive[b] or gain[b] < bound:
-                    break  # S ran short: refresh
-                p = int(work[b])
-                if not design.fits(p):
-                    alive[b] = False
-                    continue
-                M_inv = tracker.Minv
-                u, c = tracker.add(forms.Z[b], float(forms.weight[b]))
-                forms.update(M_inv, u, c, tracker.Minv)
-                design.add(p)
-                added += 1
-                steps += 1
-                if design.counts[p] >= cand.upper[p]:
-                    alive[b] = False
-                if steps % tracker.refresh == 0:
-                    forms.recompute(tracker.Minv)
-                ctx.progress(lambda: f"greedy: {added} labels, {refreshes} refreshes of all gains, "
-                             f"working set {work.size}, f = {tracker.value():.6g}")
-            if steps < 8 and size < cap:
-                size = min(cap, 4 * size)
-        return True
-
-    def _plain(self, ctx: Context, design, tracker: RankOneInverse) -> bool:
-        inst = ctx.instance
-        cand = inst.candidates
-        phi = centered_features(inst)
-        added = 0
-        while not design.full():
-            if ctx.out_of_time():
-                return False
-            ratio = marginal_gains(inst, tracker.M, ctx.criterion) / cand.cost
-            ratio[design.counts >= cand.upper] = -np.inf
-            for p in np.argsort(-ratio, kind="stable").tolist():
-                if ratio[p] == -np.inf:
-                    return True
-                if design.fits(p):
-                    break
-            else:
-                return True
-            z = phi[cand.j[p]] - phi[cand.k[p]]
+            gain = np.where(alive, forms.marginal_gains() / cost, -np.inf)
+            b = int(np.argmax(gain))
+            if not alive[b] or gain[b] < bound:
+                break  # S ran short: refresh
+            p = int(work[b])
+            if not design.fits(p):
+                alive[b] = False
+                continue
+            M_inv = tracker.Minv
+            u, c = tracker.add(forms.Z[b], float(forms.weight[b]))
+            forms.update(M_inv, u, c, tracker.Minv)
             design.add(p)
-            tracker.add(z, float(cand.weight[p]))
             added += 1
-            ctx.progress(lambda: f"greedy: {added} labels, f = {tracker.value():.6g}")
-        return True
+            steps += 1
+            if design.counts[p] >= cand.upper[p]:
+                alive[b] = False
+            if steps % tracker.refresh == 0:
+                forms.recompute(tracker.Minv)
+            ctx.progress(lambda: f"greedy: {added} labels, {refreshes} refreshes of all gains, "
+                         f"working set {work.size}, f = {tracker.value():.6g}")
+        if steps < 8 and size < cap:
+            size = min(cap, 4 * size)
+    return True
+
+def _plain(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
+    inst = ctx.instance
+    cand = inst.candidates
+    phi = centered_features(inst)
+    added = 0
+    while not design.full():
+        if ctx.out_of_time():
+            return False
+        ratio = marginal_gains(inst, tracker.M, ctx.criterion) / cand.cost
+        ratio[design.counts >= cand.upper] = -np.inf
+        for p in np.argsort(-ratio, kind="stable").tolist():
+            if ratio[p] == -np.inf:
+                return True
+            if design.fits(p):
+                break
+        else:
+            return True
+        z = phi[cand.j[p]] - phi[cand.k[p]]
+        design.add(p)
+        tracker.add(z, float(cand.weight[p]))
+        added += 1
+        ctx.progress(lambda: f"greedy: {added} labels, f = {tracker.value():.6g}")
+    return True

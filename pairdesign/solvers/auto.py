@@ -1,0 +1,95 @@
+"""The default method ``auto``: prove optimality where the instance allows, else round.
+
+1. ``round`` (relaxation, rounding, local search): a design with the relaxation's certified bound.
+   If its gap is already within ``tol``, it is optimal and auto stops.
+2. If the instance has at most ``exact_pairs`` candidate pairs, outer approximation (method
+   ``exact``) runs for the rest of the time limit (``exact_time`` seconds when no limit is given);
+   auto returns the better design of the two, the smaller bound, and ``optimal`` only when the
+   bound is met within ``tol``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import OptionError
+from ..information import information_matrix
+from .base import Context, Outcome, check_stopping
+from .frank_wolfe import allowed_gap
+from .result import SolutionStatus, TerminationCondition
+
+
+class Auto:
+    name = "auto"
+    needs_scores = False
+
+    @dataclass(frozen=True)
+    class Options:
+        tol: float = 1e-6
+        exact_pairs: int = 5000  # try to prove optimality up to this many candidate pairs
+        exact_time: float = 10.0  # seconds for the exact phase when solve() has no time limit
+        draws: int = 8
+
+        def check(self) -> None:
+            check_stopping("auto", self.tol, 1)
+            if self.exact_pairs < 0 or not self.exact_time > 0 or self.draws < 0:
+                raise OptionError("options of method 'auto': exact_pairs and draws must be >= 0, "
+                                  "exact_time > 0")
+
+    def run(self, ctx: Context) -> Outcome:
+        from .relax_round import Round
+
+        opts = ctx.options
+        inst, crit = ctx.instance, ctx.criterion
+        P = len(inst.candidates)
+        round_ctx = _sub_context(ctx, Round.Options(tol=opts.tol, draws=opts.draws), ctx.time_limit)
+        rounded = Round().run(round_ctx)
+        ctx.incumbent = round_ctx.incumbent
+        if rounded.status is SolutionStatus.optimal:
+            ctx.say("auto: the rounded design meets the relaxation's bound: optimal")
+            return _solver(rounded, "round")
+        if P > opts.exact_pairs:
+            ctx.say(f"auto: {P} candidate pairs > exact_pairs = {opts.exact_pairs}: keeping the rounded design")
+            return _solver(rounded, "round")
+        if ctx.out_of_time():
+            return _solver(rounded, "round")
+
+        from .outer_approximation import OuterApproximation
+
+        deadline = ctx.time_limit if ctx.time_limit is not None else ctx.elapsed() + opts.exact_time
+        ctx.say(f"auto: {P} candidate pairs: trying to prove optimality (exact) "
+                f"for up to {deadline - ctx.elapsed():.1f} s")
+        exact_ctx = _sub_context(ctx, OuterApproximation.Options(tol=opts.tol), deadline)
+        exact = OuterApproximation().run(exact_ctx)
+
+        values = [crit.value(information_matrix(inst, o.counts)) for o in (rounded, exact)]
+        best = exact if values[1] > values[0] else rounded
+        value = max(values)
+        bound = min(b for b in (rounded.bound, exact.bound) if b is not None)
+        bound = max(bound, value)
+        proven = bound - value <= allowed_gap(crit, value, inst.dim, opts.tol)
+        termination = (TerminationCondition.converged if proven
+                       else exact.termination if exact.termination is TerminationCondition.time_limit
+                       else TerminationCondition.completed)
+        ctx.say(f"auto: best design from {'exact' if best is exact else 'round'}, f = {value:.10g}, "
+                f"bound {bound:.10g}" + (" (optimal)" if proven else ""))
+        return Outcome(np.asarray(best.counts, dtype=np.int64), termination,
+                       SolutionStatus.optimal if proven else SolutionStatus.feasible, bound=bound,
+                       solver=f"{'exact' if best is exact else 'round'} ({best.solver})")
+
+
+def _sub_context(ctx: Context, options, time_limit: float | None) -> Context:
+    """A context for a phase: same instance, clock and log, its own options and deadline."""
+    sub = Context(instance=ctx.instance, criterion=ctx.criterion, budget=ctx.budget,
+                  time_limit=time_limit, seed=ctx.seed, options=options, logger=ctx.logger,
+                  log=ctx.log)
+    sub.started = ctx.started
+    sub.rng = ctx.rng
+    return sub
+
+
+def _solver(outcome: Outcome, phase: str) -> Outcome:
+    outcome.solver = f"{phase} ({outcome.solver})"
+    return outcome

@@ -1,0 +1,180 @@
+"""Local search by exchanges: take a label off a chosen pair p, put it on a pair q, while f improves.
+
+The exchange changes M by a rank-two term, ``M' = M + U C U^T`` with ``U = [z_q, z_p]`` and
+``C = diag(w_q, -w_p)``. With ``a_xy = z_x^T M^-1 z_y`` and ``b_xy = z_x^T M^-1 K M^-1 z_y``
+(K = I for A, H for L) the change of the criterion is exact (matrix determinant lemma and
+Woodbury):
+
+    D:     log[(1 + w_q a_qq)(1 - w_p a_pp) + w_q w_p a_qp^2]
+    A, L:  [w_q b_qq (w_p a_pp - 1) - 2 w_q w_p a_qp b_qp + w_p b_pp (1 + w_q a_qq)]
+           / [(1 + w_q a_qq)(w_p a_pp - 1) - w_q w_p a_qp^2]
+
+so a whole grid of exchanges (chosen p x candidate q) costs two small matrix products. When the
+grid of every removable label against every candidate is small (``exhaustive_limit`` entries), the
+search stops at a true 1-exchange local optimum. Otherwise candidates are screened: the ``removals``
+chosen pairs whose labels cost least to remove (``w_p a_pp``-based losses) against the
+``shortlist`` candidates of largest marginal gain, computed for all candidates through completions
+(never a pairs x d matrix); after each exchange the short lists are updated and, when they hold no
+improving exchange, rebuilt from scratch. Every exchange is checked against all constraints
+(:class:`~pairdesign.constraints.DesignBuilder`), and freed budget (unequal costs) is refilled
+greedily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..constraints import DesignBuilder
+from ..information import centered_features, information_matrix, marginal_gains
+from .base import Context
+
+
+@dataclass
+class SearchStats:
+    exchanges: int = 0
+    rescreens: int = 0
+    local_optimum: bool = False  # proven 1-exchange local optimum (exhaustive grid)
+    stopped_by_time: bool = False
+
+
+def _inverse(M: np.ndarray) -> np.ndarray:
+    chol = sla.cho_factor(M, lower=True)
+    Minv = sla.cho_solve(chol, np.eye(M.shape[0]))
+    return 0.5 * (Minv + Minv.T)
+
+
+def _can_add(design: DesignBuilder) -> bool:
+    return not design.full() and bool(design.open_mask().any())
+
+
+def exchange_values(Zp: np.ndarray, wp: np.ndarray, Zq: np.ndarray, wq: np.ndarray,
+                    Minv: np.ndarray, K: np.ndarray | None) -> np.ndarray:
+    """f(M - w_p z_p z_p^T + w_q z_q z_q^T) - f(M) for every (q, p): shape (len(Zq), len(Zp))."""
+    Yp, Yq = Zp @ Minv, Zq @ Minv
+    app = np.einsum("ij,ij->i", Yp, Zp)[None, :]
+    aqq = np.einsum("ij,ij->i", Yq, Zq)[:, None]
+    aqp = Yq @ Zp.T
+    WP, WQ = wp[None, :], wq[:, None]
+    if K is None:
+        inner = (1 + WQ * aqq) * (1 - WP * app) + WQ * WP * aqp * aqp
+        return np.log(np.maximum(inner, 1e-300))
+    KYp = Yp @ K
+    bpp = np.einsum("ij,ij->i", KYp, Yp)[None, :]
+    bqq = np.einsum("ij,ij->i", Yq @ K, Yq)[:, None]
+    bqp = Yq @ KYp.T
+    num = WQ * bqq * (WP * app - 1) - 2 * WQ * WP * aqp * bqp + WP * bpp * (1 + WQ * aqq)
+    den = (1 + WQ * aqq) * (WP * app - 1) - WQ * WP * aqp * aqp
+    return num / den
+
+
+def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, removals: int = 64,
+            exhaustive_limit: int = 2_000_000, max_exchanges: int = 1_000_000) -> SearchStats:
+    """Improve ``design`` in place by exchanges until no screened exchange improves f (or time
+    runs out). See the module docstring."""
+    from .greedy import complete_greedily
+
+    inst, crit = ctx.instance, ctx.criterion
+    cand = inst.candidates
+    phi = centered_features(inst)
+    K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
+    stats = SearchStats()
+    if _can_add(design) and not ctx.out_of_time():
+        complete_greedily(ctx, design)
+
+    def Z(rows: np.ndarray) -> np.ndarray:
+        return phi[cand.j[rows]] - phi[cand.k[rows]]
+
+    M = information_matrix(inst, design.counts)
+    Minv = _inverse(M)
+    value = crit.value(M)
+    eps = 1e-12 * max(1.0, abs(value))
+    ctx.say(f"local search: start f = {value:.10g}, {int(design.counts.sum())} labels")
+    while stats.exchanges < max_exchanges:
+        if ctx.out_of_time():
+            stats.stopped_by_time = True
+            break
+        # screen: removable labels and open candidates
+        chosen = np.flatnonzero(design.counts > cand.lower)
+        open_q = np.flatnonzero(design.counts < cand.upper)
+        if chosen.size == 0 or open_q.size == 0:
+            stats.local_optimum = True
+            break
+        stats.rescreens += 1
+        exhaustive = chosen.size * open_q.size <= exhaustive_limit
+        if exhaustive:
+            S, Q = chosen, open_q
+        else:
+            loss = -exchange_values(Z(chosen), cand.weight[chosen], np.zeros((1, inst.dim)),
+                                    np.zeros(1), Minv, K)[0]
+            S = chosen[np.argsort(loss, kind="stable")[:removals]]
+            gain = marginal_gains(inst, M, crit, open_q)
+            top = min(shortlist, open_q.size)
+            Q = open_q[np.argpartition(-gain, top - 1)[:top]] if top < open_q.size else open_q
+        improved_here = False
+        while stats.exchanges < max_exchanges:
+            if ctx.out_of_time():
+                stats.stopped_by_time = True
+                break
+            delta = exchange_values(Z(S), cand.weight[S], Z(Q), cand.weight[Q], Minv, K)
+            flat = np.flatnonzero(delta.ravel() > eps)
+            if flat.size == 0:
+                break
+            flat = flat[np.argsort(-delta.ravel()[flat], kind="stable")]
+            if not exhaustive:
+                flat = flat[:10_000]
+            move = None
+            for f in flat.tolist():
+                qi, pi = divmod(f, S.size)
+                p, q = int(S[pi]), int(Q[qi])
+                if p == q:
+                    continue
+                design.remove(p)
+                if design.fits(q):
+                    design.add(q)
+                    move = (p, q, float(delta.ravel()[f]))
+                    break
+                design.add(p)
+            if move is None:
+                break
+            p, q, gain_pq = move
+            zp, zq = Z(np.array([p]))[0], Z(np.array([q]))[0]
+            M = M + cand.weight[q] * np.outer(zq, zq) - cand.weight[p] * np.outer(zp, zp)
+            stats.exchanges += 1
+            improved_here = True
+            if stats.exchanges % 100 == 0:
+                M = information_matrix(inst, design.counts)
+            Minv = _inverse(M)
+            value += gain_pq
+            ctx.progress(lambda: f"local search: {stats.exchanges} exchanges, f = {value:.10g}")
+            # update the short lists: q may now be removed, p may take a label again
+            if not exhaustive:
+                S = np.unique(np.r_[S, q])
+                Q = np.unique(np.r_[Q, p])
+            S = S[design.counts[S] > cand.lower[S]]
+            Q = Q[design.counts[Q] < cand.upper[Q]]
+            if exhaustive:
+                S = np.flatnonzero(design.counts > cand.lower)
+                Q = np.flatnonzero(design.counts < cand.upper)
+            if S.size == 0 or Q.size == 0:
+                break
+        if stats.stopped_by_time or stats.exchanges >= max_exchanges:
+            break
+        if _can_add(design):  # an exchange to a cheaper pair freed budget
+            complete_greedily(ctx, design)
+            M = information_matrix(inst, design.counts)
+            Minv = _inverse(M)
+            value = crit.value(M)
+            continue
+        if exhaustive:
+            stats.local_optimum = True
+            break
+        if not improved_here:
+            break
+    value = crit.value(information_matrix(inst, design.counts))
+    ctx.say(f"local search: {stats.exchanges} exchanges, {stats.rescreens} screenings, f = {value:.10g}"
+            + (" (1-exchange local optimum)" if stats.local_optimum else "")
+            + (" (time limit)" if stats.stopped_by_time else ""))
+    return stats
