@@ -1,4 +1,4 @@
-"""The ``pairdesign`` command: ``solve``, ``info`` and ``generate``.
+"""The ``pairdesign`` command: ``solve``, ``compare``, ``info``, ``export`` and ``generate``.
 
 Errors a user can cause print one line (``pairdesign: error: ...``) and exit with status 2;
 outputs are written atomically, so a failed run leaves no partial file.
@@ -56,11 +56,45 @@ def cmd_solve(args: argparse.Namespace) -> int:
     options = dict(args.option or [])
     if args.solver is not None:
         options["solver"] = args.solver
+    if args.start is not None:
+        if args.method != "local-search":
+            raise PairdesignError("--start belongs to --method local-search")
+        options["start"] = args.start
     result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
                    time_limit=args.time_limit, seed=args.seed, options=options, certify=args.certify)
     result.save(out)
     print(result.summary())
     print(f"wrote {out}")
+    return 0
+
+
+def _number_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values or any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return values
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, format_table, plot, write_csv
+    from .instance import load_instance
+
+    out = _check_output(args.out, (".csv",)) if args.out else None
+    figure = _check_output(args.plot, (".png",)) if args.plot else None
+    instance = load_instance(args.instance)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    rows = compare(instance, methods, args.budgets, criterion=args.criterion,
+                   time_limit=args.time_limit, seed=args.seed)
+    print(format_table(rows))
+    if out is not None:
+        write_csv(rows, out)
+        print(f"wrote {out}")
+    if figure is not None:
+        plot(rows, figure, title=f"{instance.name or Path(args.instance).name}, criterion {args.criterion}")
+        print(f"wrote {figure}")
     return 0
 
 
@@ -146,7 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "cvxpy or cvxpy:NAME")
     p.add_argument("--certify", action="store_true",
                    help="also solve the relaxation and report its certified bound and the gap")
+    p.add_argument("--start", help="local-search: start from greedy (default), round, or a design file")
     p.set_defaults(run=cmd_solve)
+
+    p = sub.add_parser("compare", help="run methods side by side: objective, certified efficiency, time")
+    p.add_argument("instance", help="instance file (.json or .npz)")
+    p.add_argument("--methods", help="comma-separated methods (default: auto, round, local-search, "
+                   "greedy and the baselines the instance supports)")
+    p.add_argument("--budgets", type=_number_list, help="comma-separated budgets (default: the instance's)")
+    p.add_argument("--criterion", default="D", choices=list(CRITERIA), type=str.upper)
+    p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS", help="per method and budget")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="CSV file for the table")
+    p.add_argument("--plot", help="PNG of objective and time against budget (needs matplotlib)")
+    p.set_defaults(run=cmd_compare)
 
     p = sub.add_parser("info", help="validate an instance and summarise it")
     p.add_argument("instance")

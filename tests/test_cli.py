@@ -145,3 +145,46 @@ def test_console_script_runs_without_traceback(tmp_path):
                            "--out", str(tmp_path / "d.json")], capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     assert "greedy" in good.stderr  # progress goes to stderr
+
+
+def test_compare_writes_table_csv_and_plot(capsys, tmp_path):
+    import csv
+
+    out, fig = tmp_path / "table.csv", tmp_path / "fig.png"
+    code, stdout, _ = run(capsys, "-q", "compare", EXAMPLES / "small.json", "--methods",
+                          "round,greedy,random", "--budgets", "4,8", "--out", out, "--plot", fig)
+    assert code == 0 and "efficiency" in stdout
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["method"], float(r["budget"])) for r in rows] == [
+        ("round", 4), ("greedy", 4), ("random", 4), ("round", 8), ("greedy", 8), ("random", 8)]
+    inst = pairdesign.load_instance(EXAMPLES / "small.json")
+    for r in rows:  # objectives recomputable, efficiencies certified against the best bound
+        design = pairdesign.solve(inst, r["method"], budget=float(r["budget"]), seed=0)
+        assert float(r["objective"]) == pytest.approx(design.objective)
+        assert float(r["best_bound"]) >= float(r["objective"]) - 1e-9
+        assert float(r["efficiency"]) == pytest.approx(
+            np.exp((float(r["objective"]) - float(r["best_bound"])) / inst.dim))
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_rejects_unknown_methods_and_bad_budgets(capsys, tmp_path):
+    code, _, err = run(capsys, "compare", EXAMPLES / "small.json", "--methods", "greedy,annealing")
+    assert code == 2 and "unknown method 'annealing'" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["compare", str(EXAMPLES / "small.json"), "--budgets", "4,x"])
+
+
+def test_local_search_start_from_a_file(capsys, tmp_path):
+    start, out = tmp_path / "start.json", tmp_path / "out.json"
+    assert run(capsys, "-q", "solve", EXAMPLES / "small.json", "--method", "random", "--seed", "1",
+               "--out", start)[0] == 0
+    code, stdout, _ = run(capsys, "-q", "solve", EXAMPLES / "small.json", "--method", "local-search",
+                          "--start", start, "--out", out)
+    assert code == 0
+    assert json.loads(out.read_text())["objective"] > json.loads(start.read_text())["objective"]
+    code, _, err = run(capsys, "solve", EXAMPLES / "small.json", "--start", start, "--out", out)
+    assert code == 2 and "--start belongs to --method local-search" in err
+    start.write_text('{"format": "pairdesign.design/1", "pairs": [["p0", "c0", "nope"]]}')
+    code, _, err = run(capsys, "solve", EXAMPLES / "small.json", "--method", "local-search",
+                       "--start", start, "--out", out)
+    assert code == 2 and "start.json: pairs[0]: prompt 'p0' has no completion 'nope'" in err
