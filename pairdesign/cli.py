@@ -147,8 +147,14 @@ def cmd_labels(args: argparse.Namespace) -> int:
     out = _check_output(args.out, (".jsonl",))
     target = _check_output(args.instance_out or args.instance_file, (".npz", ".json"))
     instance = load_instance(args.instance_file)
-    expected = None if args.design is None else design_id(instance, load_design(args.design, instance))
-    labelset = read_labels(args.labels, instance, winner_field=args.winner_field, expected_design=expected)
+    expected = pairs = None
+    if args.design is not None:
+        design = load_design(args.design, instance)
+        expected = design_id(instance, design)
+        cand = instance.candidates
+        pairs = np.stack([cand.j[design.rows], cand.k[design.rows]], axis=1)
+    labelset = read_labels(args.labels, instance, winner_field=args.winner_field, expected_design=expected,
+                           design_pairs=pairs)
     updated = apply_labels(instance, labelset)  # validated before anything is written
     rows = write_preference_dataset(instance, labelset, out, conversational=args.conversational,
                                     with_ids=args.with_ids)

@@ -450,6 +450,18 @@ def test_labels_of_another_design_file_and_labels_read_twice_are_refused(world, 
     code, _, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", tmp_path / "d.jsonl",
                        "--design", other)
     assert code == 2 and f"{labels}: line 1: design: these labels are for design {records[0]['design']}" in err
+    # a pair of the instance that the design did not ask for (ids and design id otherwise right)
+    inst = pairdesign.load_instance(inst_path)
+    chosen = {tuple(sorted(p[1:])) + (p[0],) for p in json.loads(design_path.read_text())["pairs"]}
+    cand = inst.candidates
+    spare = next(p for p in inst.pair_ids(cand.j, cand.k) if tuple(sorted(p[1:])) + (p[0],) not in chosen)
+    forged = tmp_path / "forged.jsonl"
+    rows = [dict(r) for r in records]
+    rows[2].update(prompt_id=spare[0], completion_a=spare[1], completion_b=spare[2])
+    forged.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, _, err = run(capsys, "labels", forged, "--instance", inst_path, "--out", tmp_path / "d.jsonl",
+                       "--design", design_path)
+    assert code == 2 and f"{forged}: line 3: the pair ({spare[0]}, {spare[1]}, {spare[2]}) is not in the design" in err
     assert run(capsys, "labels", labels, "--instance", inst_path, "--out", tmp_path / "d.jsonl")[0] == 0
     first = (tmp_path / "d.jsonl").read_bytes()
     code, _, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", tmp_path / "d.jsonl")

@@ -110,14 +110,16 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def read_labels(path: str | os.PathLike, instance: Instance, *, winner_field: str | None = None,
-                expected_design: str | None = None, allow_stored: bool = False) -> LabelSet:
+                expected_design: str | None = None, design_pairs: np.ndarray | None = None,
+                allow_stored: bool = False) -> LabelSet:
     """Read a labels file and match every label to the instance by its exported ids.
 
     Raises :class:`InputError` naming the file and line for malformed records, unknown prompts or
     completions, labels of another instance or of several designs (or not of
     ``expected_design``), and pairs the instance already holds as labeled. With
     ``allow_stored``, the labels of a design the instance already records in ``rounds`` are
-    checked and returned with ``stored=True`` (their count must match the record).
+    checked and returned with ``stored=True`` (their count must match the record). With
+    ``design_pairs`` ((P, 2) completion rows of the design), a label of any other pair is refused.
     """
     path = Path(path)
     if not path.is_file():
@@ -128,6 +130,8 @@ def read_labels(path: str | os.PathLike, instance: Instance, *, winner_field: st
     local: dict[int, dict[str, int]] = {}
     labeled_keys = set(_pair_keys(instance.labeled[:, 0], instance.labeled[:, 1],
                                   instance.n_completions).tolist())
+    allowed = None if design_pairs is None else set(
+        _pair_keys(design_pairs[:, 0], design_pairs[:, 1], instance.n_completions).tolist())
     design: str | None = None
     design_where = ""
     labels: list[Label] = []
@@ -177,8 +181,11 @@ def read_labels(path: str | os.PathLike, instance: Instance, *, winner_field: st
             rows.append(r)
         if rows[0] == rows[1]:
             fail("completion_a and completion_b are the same completion")
-        if stored is None and int(_pair_keys(np.array([rows[0]]), np.array([rows[1]]),
-                                             instance.n_completions)[0]) in labeled_keys:
+        key = int(_pair_keys(np.array([rows[0]]), np.array([rows[1]]), instance.n_completions)[0])
+        if allowed is not None and key not in allowed:
+            fail(f"the pair ({ids['prompt_id']}, {ids['completion_a']}, {ids['completion_b']}) is not in "
+                 "the design")
+        if stored is None and key in labeled_keys:
             fail(f"the pair ({ids['prompt_id']}, {ids['completion_a']}, {ids['completion_b']}) is already "
                  "labeled in the instance: were these labels read in before?")
         if winner_field is not None:
