@@ -23,9 +23,10 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from ..errors import InputError, OptionError
 from ..instance import Instance
@@ -211,15 +212,16 @@ def reduce_embeddings(
         block = X[start:start + chunk].astype(np.float64) - mean
         cov += block.T @ block
     cov /= N - 1
-    evals, evecs = np.linalg.eigh(cov)
-    top = np.argsort(evals)[::-1][:dim]
+    # only the top d eigenpairs (LAPACK syevr): much cheaper than the full decomposition
+    evals, evecs = scipy.linalg.eigh(cov, subset_by_index=[D - dim, D - 1], driver="evr")
+    top = np.argsort(evals)[::-1]
     V = evecs[:, top]
     V *= np.where(V[np.abs(V).argmax(axis=0), np.arange(dim)] < 0, -1.0, 1.0)
     phi = np.empty((N, dim))
     for start in range(0, N, chunk):
         phi[start:start + chunk] = (X[start:start + chunk].astype(np.float64) - mean) @ V
-    total = float(np.clip(evals, 0, None).sum())
-    share = float(np.clip(evals[top], 0, None).sum() / total) if total > 0 else 1.0
+    total = float(np.trace(cov))
+    share = float(np.clip(evals, 0, None).sum() / total) if total > 0 else 1.0
     return phi, {"method": "pca", "input_dim": D, "dim": dim, "explained_variance": round(share, 6)}
 
 
@@ -287,9 +289,3 @@ def import_generations(
              f"embeddings D = {record['input_dim']} -> d = {instance.dim} ({record['method']})")
     return instance
 
-
-def texts_for(instance: Instance, rows: Sequence[int] | np.ndarray) -> list[str]:
-    """The completion texts of the given rows (the instance must carry texts)."""
-    if instance.completion_texts is None:
-        raise OptionError("the instance carries no texts (import it with `pairdesign import`)")
-    return [instance.completion_texts[int(r)] for r in rows]
