@@ -8,11 +8,12 @@ outputs are written atomically, so a failed run leaves no partial file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -79,6 +80,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         for key, value in facts.items():
             print(f"{key.replace('_', ' '):<{width}}  {value}")
     return 0
+
+
+@contextlib.contextmanager
+def _all_or_none(*paths: Path | None) -> Iterator[None]:
+    """Several outputs of one command: if writing any of them fails, the ones this command
+    created are removed again (each file is itself written atomically)."""
+    fresh = [p for p in paths if p is not None and not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in fresh:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        raise
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -156,9 +171,10 @@ def cmd_labels(args: argparse.Namespace) -> int:
     labelset = read_labels(args.labels, instance, winner_field=args.winner_field, expected_design=expected,
                            design_pairs=pairs)
     updated = apply_labels(instance, labelset)  # validated before anything is written
-    rows = write_preference_dataset(instance, labelset, out, conversational=args.conversational,
-                                    with_ids=args.with_ids)
-    save_instance(updated, target)
+    with _all_or_none(out, target):
+        rows = write_preference_dataset(instance, labelset, out, conversational=args.conversational,
+                                        with_ids=args.with_ids)
+        save_instance(updated, target)
     print(f"read {len(labelset.labels)} labels of design {labelset.design} from {labelset.records} tasks "
           f"({labelset.ties} ties, left out of the dataset; {labelset.unlabeled} tasks without a vote)")
     print(f"wrote {out}: {rows} preference rows ({'conversational' if args.conversational else 'standard'} form)")
@@ -191,12 +207,13 @@ def cmd_next_round(args: argparse.Namespace) -> int:
     print(f"theta: |theta| = {np.linalg.norm(fit.theta):.4g}, standard errors median {np.median(se):.3g} "
           f"(min {se.min():.3g}, max {se.max():.3g}); largest |theta/se|: "
           + ", ".join(f"theta[{t}] = {fit.theta[t]:.3g} +- {se[t]:.2g}" for t in top))
-    round_.result.save(design_out)
-    save_instance(round_.instance, out)
-    if report_out is not None:
-        from ._atomic import atomic_write
-        with atomic_write(report_out, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(report, indent=1) + "\n")
+    with _all_or_none(design_out, out, report_out):
+        round_.result.save(design_out)
+        save_instance(round_.instance, out)
+        if report_out is not None:
+            from ._atomic import atomic_write
+            with atomic_write(report_out, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(report, indent=1) + "\n")
     print(round_.result.summary())
     print(f"wrote {design_out}, {out}" + (f", {report_out}" if report_out else ""))
     return 0

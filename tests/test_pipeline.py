@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import pairdesign
+from helpers import random_instance
 from pairdesign.cli import main
 from pairdesign.information import prior_information
 from pairdesign.instance import instances_equal
@@ -554,3 +556,41 @@ def test_cli_draws_a_bar_on_a_terminal_unless_quiet(world, tmp_path, capsys, mon
     monkeypatch.setattr(sys, "stderr", fake2)
     assert main(["import", str(world.path), "--out", str(tmp_path / "b.npz"), "--dim", "4", "--quiet"]) == 0
     assert "import [" not in fake2.getvalue()
+
+
+def test_a_failed_second_output_removes_the_first(world, solved, tmp_path, capsys, monkeypatch):
+    """labels writes the dataset, then the instance: if the second write fails, no dataset remains."""
+    inst_path, design_path = solved
+    tasks, labels = tmp_path / "t.jsonl", tmp_path / "l.jsonl"
+    run(capsys, "export", design_path, "--instance", inst_path, "--to", "jsonl", "--out", tasks)
+    world.annotate(tasks, labels)
+    listing = sorted(os.listdir(tmp_path))
+    import pairdesign.instance as instance_module
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(instance_module.np, "savez", full_disk)
+    code, _, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", tmp_path / "dpo.jsonl",
+                       "--instance-out", tmp_path / "after.npz")
+    assert code == 1 and "No space left" in err
+    assert sorted(os.listdir(tmp_path)) == listing
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), texts=st.lists(st.text(max_size=12), min_size=1, max_size=5))
+def test_random_instances_with_pipeline_fields_round_trip(tmp_path_factory, seed, texts):
+    inst = random_instance(seed)
+    rng = np.random.default_rng(seed)
+    fields = dict(prompt_texts=tuple(texts[i % len(texts)] for i in range(inst.n_prompts)),
+                  completion_texts=tuple(texts[int(i) % len(texts)] + str(i) for i in range(inst.n_completions)),
+                  projection={"method": "random", "input_dim": 9, "dim": inst.dim, "seed": seed},
+                  rounds=({"round": 1, "design": "d", "labels": 2, "source": texts[0]},))
+    if inst.labeled.shape[0]:
+        counts = inst.labeled_counts if inst.labeled_counts is not None else np.ones(inst.labeled.shape[0])
+        fields["labeled_wins"] = np.floor(rng.uniform(0, 1, counts.shape) * (2 * counts + 1)) / 2
+    inst = replace(inst, **fields)
+    folder = tmp_path_factory.mktemp("rt")
+    for suffix in (".json", ".npz"):
+        pairdesign.save_instance(inst, folder / f"x{suffix}")
+        assert instances_equal(inst, pairdesign.load_instance(folder / f"x{suffix}"))
