@@ -594,3 +594,46 @@ def test_random_instances_with_pipeline_fields_round_trip(tmp_path_factory, seed
     for suffix in (".json", ".npz"):
         pairdesign.save_instance(inst, folder / f"x{suffix}")
         assert instances_equal(inst, pairdesign.load_instance(folder / f"x{suffix}"))
+
+
+def test_argilla_nested_records_and_discarded_responses(world, solved, tmp_path, capsys):
+    """Argilla's nested export: ids under metadata, votes under responses.preference; a
+    discarded response is no vote."""
+    inst_path, design_path = solved
+    tasks = tmp_path / "t.jsonl"
+    run(capsys, "export", design_path, "--instance", inst_path, "--to", "argilla", "--out", tasks)
+    records = []
+    for n, task in enumerate(read_tasks(tasks)):
+        meta = {k: task[k] for k in ("design", "instance", "prompt_id", "completion_a", "completion_b")}
+        responses = [{"value": "response1", "user_id": "u1", "status": "submitted"},
+                     {"value": "response2", "user_id": "u2", "status": "discarded" if n % 2 else "submitted"}]
+        records.append({"id": task["id"], "fields": {"prompt": task["prompt"]}, "metadata": meta,
+                        "responses": {"preference": responses}})
+    labels = tmp_path / "nested.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in records))
+    inst = pairdesign.load_instance(inst_path)
+    labelset = read_labels(labels, inst)
+    assert len(labelset.labels) == 40 + 20 and labelset.ties == 0
+    assert sum(lab.outcome for lab in labelset.labels) == 40
+
+
+def test_next_round_with_scores_weights_puts_the_fit_hessian_in_m0(world, solved, tmp_path, capsys):
+    """With weights "scores" and the fit's ridge, M0 of the next instance is the fit's Hessian:
+    the design continues from exactly the information the labels gave about theta_hat."""
+    from pairdesign.pipeline import next_round
+
+    inst_path, design_path = solved
+    tasks, labels = tmp_path / "t.jsonl", tmp_path / "l.jsonl"
+    run(capsys, "export", design_path, "--instance", inst_path, "--to", "jsonl", "--out", tasks)
+    world.annotate(tasks, labels, seed=3, ties=0.1, annotators=3)
+    inst = pairdesign.load_instance(inst_path)
+    labelset = read_labels(labels, inst)
+    round_ = next_round(inst, [labelset], budget=25, weights="scores", ridge=0.5)
+    new = round_.instance
+    assert new.weights == "scores" and new.ridge == 0.5 and round_.new_labels == 120
+    assert np.allclose(prior_information(new), round_.fit.hessian, rtol=1e-10, atol=1e-10)
+    assert round_.result.n_labels == 25
+    chosen = set(map(tuple, pair_set(round_.result.pairs)))
+    assert not chosen & set(map(tuple, pair_set(new.pair_ids(new.labeled[:, 0], new.labeled[:, 1]))))
+    with pytest.raises(pairdesign.OptionError, match="given twice"):
+        next_round(inst, [labelset, labelset], budget=5)

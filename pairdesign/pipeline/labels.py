@@ -4,7 +4,8 @@ labeled pairs in the instance (they enter M0 and leave the candidates).
 A labels file is JSONL (one labeled task per line) or a JSON list (Label Studio's export). Each
 record keeps the ids the export wrote (``design``, ``instance``, ``prompt_id``, ``completion_a``,
 ``completion_b``; at the top level or under ``data``) and says who won, under ``winner`` (or
-``preference``, ``label``, ``choice``, Argilla's ``preference.responses``, or Label Studio's
+``preference``, ``label``, ``choice``, Argilla's ``preference.responses`` (flattened records) or
+``responses.preference`` (nested records, ids under ``metadata``), or Label Studio's
 ``annotations``): ``a``/``b``/``tie``, ``answer1``/``answer2``, ``response1``/``response2``,
 ``left``/``right``, or a list of those (several annotators). A task without a vote is skipped and
 counted. The outcome of a label is 1 when ``completion_a`` won, 0 when ``completion_b`` won and
@@ -145,7 +146,8 @@ def read_labels(path: str | os.PathLike, instance: Instance, *, winner_field: st
         if not isinstance(rec, dict):
             fail("must be a JSON object (one labeled task)")
         records += 1
-        ids = rec["data"] if isinstance(rec.get("data"), dict) else rec
+        ids = next((rec[k] for k in ("data", "metadata") if isinstance(rec.get(k), dict)
+                    and "design" in rec[k]), rec)  # Label Studio: data; Argilla nested: metadata
         for key in ID_FIELDS:
             if not isinstance(ids.get(key), str):
                 fail(f"missing '{key}' (keep the ids written by `pairdesign export`)" if key not in ids
@@ -188,13 +190,15 @@ def read_labels(path: str | os.PathLike, instance: Instance, *, winner_field: st
         if stored is None and key in labeled_keys:
             fail(f"the pair ({ids['prompt_id']}, {ids['completion_a']}, {ids['completion_b']}) is already "
                  "labeled in the instance: were these labels read in before?")
+        # Argilla's nested records keep the votes under responses[question]
+        where_votes = {**rec, **rec["responses"]} if isinstance(rec.get("responses"), dict) else rec
         if winner_field is not None:
-            if winner_field not in rec and winner_field not in ids:
+            if winner_field not in where_votes and winner_field not in ids:
                 fail(f"missing '{winner_field}'")
-            value = rec.get(winner_field, ids.get(winner_field))
+            value = where_votes.get(winner_field, ids.get(winner_field))
         else:
-            value = next((rec[k] for k in WINNER_FIELDS if k in rec), None)
-            if value is None and not any(k in rec for k in WINNER_FIELDS):
+            value = next((where_votes[k] for k in WINNER_FIELDS if k in where_votes), None)
+            if value is None and not any(k in where_votes for k in WINNER_FIELDS):
                 fail(f"no vote: expected one of {list(WINNER_FIELDS)} (or name it with --winner-field)")
         votes = _votes(value, "winner", fail)
         if not votes:
