@@ -96,6 +96,12 @@ def _all_or_none(*paths: Path | None) -> Iterator[None]:
         raise
 
 
+def _needs_texts(instance, path: str) -> None:
+    if instance.completion_texts is None or instance.prompt_texts is None:
+        raise PairdesignError(f"{path}: the instance carries no texts; tasks and datasets need them: "
+                              "build it with `pairdesign import`")
+
+
 def _progress(args: argparse.Namespace) -> bool:
     """A progress bar unless --quiet (and only on a terminal: see pairdesign.progress)."""
     return not args.quiet
@@ -146,10 +152,11 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
         raise PairdesignError("export --to needs --instance INSTANCE (the instance the design was solved on)")
     out = _check_output(args.out, (TASK_FORMATS[args.to].suffix,))
     instance = load_instance(args.instance_file)
+    _needs_texts(instance, args.instance_file)
     design = load_design(args.source, instance)
     summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
     print(f"wrote {out}: {summary['tasks']} {args.to} tasks of design {summary['design']} "
-          f"(instance {summary['instance']}), in labeling order (greedy gain)")
+          f"(instance {summary['instance']}), in labeling order ({summary['order']})")
     return 0
 
 
@@ -162,6 +169,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
     out = _check_output(args.out, (".jsonl",))
     target = _check_output(args.instance_out or args.instance_file, (".npz", ".json"))
     instance = load_instance(args.instance_file)
+    _needs_texts(instance, args.instance_file)
     expected = pairs = None
     if args.design is not None:
         design = load_design(args.design, instance)

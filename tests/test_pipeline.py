@@ -637,3 +637,20 @@ def test_next_round_with_scores_weights_puts_the_fit_hessian_in_m0(world, solved
     assert not chosen & set(map(tuple, pair_set(new.pair_ids(new.labeled[:, 0], new.labeled[:, 1]))))
     with pytest.raises(pairdesign.OptionError, match="given twice"):
         next_round(inst, [labelset, labelset], budget=5)
+
+
+def test_fractional_designs_export_by_weight_and_texts_are_required(solved, tmp_path, capsys):
+    inst_path, _ = solved
+    relaxed, tasks = tmp_path / "relaxed.json", tmp_path / "t.jsonl"
+    assert run(capsys, "solve", inst_path, "--method", "relax", "--out", relaxed)[0] == 0
+    code, stdout, _ = run(capsys, "export", relaxed, "--instance", inst_path, "--to", "jsonl", "--out", tasks)
+    assert code == 0 and "by weight (fractional design)" in stdout
+    records = read_tasks(tasks)
+    weights = [r["weight"] for r in records]
+    assert "gain" not in records[0] and weights == sorted(weights, reverse=True)
+    assert sum(weights) == pytest.approx(40, abs=1e-6)
+    small = Path(__file__).parent.parent / "instances" / "small.json"
+    design = tmp_path / "small_design.json"
+    run(capsys, "solve", small, "--out", design)
+    code, _, err = run(capsys, "export", design, "--instance", small, "--to", "jsonl", "--out", tmp_path / "x.jsonl")
+    assert code == 2 and f"{small}: the instance carries no texts" in err and not (tmp_path / "x.jsonl").exists()

@@ -3,7 +3,8 @@
 Order: the design's labels are sorted greedily, each next task being the one of largest marginal
 gain ``f(M + w z z^T) - f(M)`` given M0 and the tasks before it (lazy evaluation, exact for D,
 whose gains only fall), so that any prefix of the task list is itself a good design if labeling
-stops early. A fractional design is ordered by weight. Each task carries the gain, its rank,
+stops early. A fractional design (one task per pair of positive weight) is ordered by weight
+and its tasks carry ``weight`` instead of ``gain``. Each task carries the gain, its rank,
 the prompt and completion ids, the instance's fingerprint and the design id (a fingerprint of
 the instance and the design's pairs), so that labels can be matched back and checked.
 Which completion is shown first is drawn at random (seeded) against position bias.
@@ -91,6 +92,7 @@ class Task:
     task_id: str
     rank: int
     gain: float
+    """The marginal gain at its place (integer designs) or the design weight (fractional)."""
     prompt_id: str
     completion_a: str
     completion_b: str
@@ -98,10 +100,12 @@ class Task:
     text_a: str
     text_b: str
 
+    weighted: bool = False
+
     def ids(self, design: str, instance: str) -> dict[str, Any]:
         return {"task_id": self.task_id, "design": design, "instance": instance, "rank": self.rank,
-                "gain": self.gain, "prompt_id": self.prompt_id, "completion_a": self.completion_a,
-                "completion_b": self.completion_b}
+                "weight" if self.weighted else "gain": self.gain, "prompt_id": self.prompt_id,
+                "completion_a": self.completion_a, "completion_b": self.completion_b}
 
 
 def _jsonl(tasks: Iterable[Task], design: str, instance: str) -> Iterable[str]:
@@ -173,11 +177,12 @@ def write_tasks(
             yield Task(f"{did}-{t + 1:0{width}d}", t + 1, float(gain[t]), str(pids[t]),
                        str(instance.completion_ids[a]), str(instance.completion_ids[b]),
                        instance.prompt_texts[int(instance.prompt_of_row[a])],
-                       instance.completion_texts[a], instance.completion_texts[b])
+                       instance.completion_texts[a], instance.completion_texts[b], design.fractional)
 
     with atomic_write(path, "w", encoding="utf-8") as handle, \
             Progress(rows.shape[0], "export", enabled=progress) as bar:
         for chunk in form.write(tasks(), did, ifp):
             handle.write(chunk)
             bar.advance(chunk.count("\n") if fmt != "labelstudio" else 1)
-    return {"design": did, "instance": ifp, "tasks": int(rows.shape[0]), "format": fmt}
+    return {"design": did, "instance": ifp, "tasks": int(rows.shape[0]), "format": fmt,
+            "order": "by weight (fractional design)" if design.fractional else "by greedy gain"}
