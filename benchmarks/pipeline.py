@@ -101,7 +101,7 @@ def main() -> None:
 
         rows = []
         f = lambda name: str(folder / name)  # noqa: E731
-        rows.append(("import (PCA 768 -> 64)", *timed(["import", str(gen), "--out", f("inst.npz"),
+        rows.append((f"import (PCA {args.embedding_dim} -> {args.dim})", *timed(["import", str(gen), "--out", f("inst.npz"),
                                                        "--dim", str(args.dim)])))
         rows.append((f"solve (greedy, B = {args.budget})", *timed(["solve", f("inst.npz"), "--budget",
                                                                   str(args.budget), "--out", f("d1.json")])))

@@ -196,6 +196,8 @@ BAD_GENERATIONS = {
                          "completions[1].embedding: has 1 values, expected 2"),
     "embedding of strings": (_bad(lambda r: r["completions"][0].update(embedding=["1", "2"])),
                              "completions[0].embedding: must be a non-empty list of numbers"),
+    "empty embeddings": (_bad(lambda r: [c.update(embedding=[]) for c in r["completions"]]),
+                         "completions[0].embedding: must be a non-empty list of numbers"),
     "other dimension": (_bad(lambda r: [c.update(embedding=[1.0, 2.0, 3.0]) for c in r["completions"]]),
                         "has 3 values, expected 2 (as line 1)"),
     "duplicate prompt": (_bad(lambda r: r.update(prompt_id="first")), "duplicate prompt id 'first' (also line 1)"),
@@ -654,3 +656,16 @@ def test_fractional_designs_export_by_weight_and_texts_are_required(solved, tmp_
     run(capsys, "solve", small, "--out", design)
     code, _, err = run(capsys, "export", design, "--instance", small, "--to", "jsonl", "--out", tmp_path / "x.jsonl")
     assert code == 2 and f"{small}: the instance carries no texts" in err and not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_the_benchmark_script_runs_on_a_small_world():
+    import subprocess
+
+    root = Path(__file__).parent.parent
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "pipeline.py"), "--prompts", "200",
+                           "--completions", "5", "--embedding-dim", "96", "--dim", "16", "--budget", "100"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "| import (PCA 96 -> 16) |" in proc.stdout
+    assert "| round trip (all steps) |" in proc.stdout and "fit on 100 labels" in proc.stdout

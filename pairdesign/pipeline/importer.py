@@ -147,7 +147,7 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                     arr = np.asarray(block)
                 except ValueError:
                     arr = np.asarray([0.0])  # ragged: found below
-                if arr.ndim != 2 or arr.dtype.kind not in "iuf":
+                if arr.ndim != 2 or arr.dtype.kind not in "iuf" or arr.shape[1] == 0:
                     for j, emb in enumerate(block):
                         where = f"{names.completions}[{j}].{names.embedding}"
                         if not isinstance(emb, list) or not emb or not all(
