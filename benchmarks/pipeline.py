@@ -103,7 +103,7 @@ def main() -> None:
         f = lambda name: str(folder / name)  # noqa: E731
         rows.append((f"import (PCA {args.embedding_dim} -> {args.dim})", *timed(["import", str(gen), "--out", f("inst.npz"),
                                                        "--dim", str(args.dim)])))
-        rows.append((f"solve (greedy, B = {args.budget})", *timed(["solve", f("inst.npz"), "--budget",
+        rows.append((f"solve (greedy, B = {args.budget})", *timed(["solve", f("inst.npz"), "--method", "greedy", "--budget",
                                                                   str(args.budget), "--out", f("d1.json")])))
         rows.append(("export --to jsonl", *timed(["export", f("d1.json"), "--instance", f("inst.npz"),
                                                   "--to", "jsonl", "--out", f("t1.jsonl")])))
@@ -117,7 +117,8 @@ def main() -> None:
                                                            "--out", f("dpo1.jsonl"), "--instance-out",
                                                            f("inst_l.npz")])))
         rows.append((f"next-round (refit, B = {args.budget})",
-                     *timed(["next-round", f("inst_l.npz"), "--labels", f("l1.jsonl"), "--budget", str(args.budget),
+                     *timed(["next-round", f("inst_l.npz"), "--labels", f("l1.jsonl"), "--method", "greedy",
+                             "--budget", str(args.budget),
                              "--out", f("inst2.npz"), "--design-out", f("d2.json"), "--report", f("fit.json")])))
         fit = json.loads(Path(f("fit.json")).read_text())
 

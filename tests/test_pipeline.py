@@ -152,8 +152,8 @@ def test_import_keeps_ids_texts_scores_and_the_projection(world, tmp_path, capsy
     assert inst.budget == 12 and inst.ridge == 1.0 and inst.dim == 4
     # the design does not depend on the basis: same log det as on the true features (embeddings
     # are held as float32 while reading, hence 1e-6)
-    a = pairdesign.solve(replace(inst, ridge=1.0))
-    b = pairdesign.solve(replace(truth, ridge=1.0, budget=12))
+    a = pairdesign.solve(replace(inst, ridge=1.0), method="greedy")
+    b = pairdesign.solve(replace(truth, ridge=1.0, budget=12), method="greedy")
     assert a.objective == pytest.approx(b.objective, rel=1e-6)
 
 
@@ -268,7 +268,7 @@ def test_a_local_model_is_loaded_without_download(tmp_path, monkeypatch):
 def solved(world, tmp_path, capsys):
     inst, design = tmp_path / "inst.npz", tmp_path / "design.json"
     assert run(capsys, "import", world.path, "--out", inst, "--dim", 4, "--budget", 40)[0] == 0
-    assert run(capsys, "solve", inst, "--out", design)[0] == 0
+    assert run(capsys, "solve", inst, "--method", "greedy", "--out", design)[0] == 0
     return inst, design
 
 
@@ -377,7 +377,7 @@ def test_labels_round_trip(world, solved, tmp_path, capsys, fmt, tasks_name, lab
     assert np.allclose(grown, 2 * 0.25 * Z.T @ Z)
     assert np.linalg.eigvalsh(grown).min() > 0
     # the next design never asks for them again
-    again = pairdesign.solve(inst)
+    again = pairdesign.solve(inst, method="greedy")
     assert not set(map(tuple, pair_set(again.pairs))) & set(map(tuple, design_pairs))
 
 
@@ -479,7 +479,7 @@ def test_rounds_end_to_end_with_simulated_annotators(world, tmp_path, capsys):
     labeled pairs leave the candidates and enter M0, nothing is counted twice."""
     inst, design = tmp_path / "r0.npz", tmp_path / "d1.json"
     assert run(capsys, "import", world.path, "--out", inst, "--dim", 4, "--budget", 60)[0] == 0
-    assert run(capsys, "solve", inst, "--out", design)[0] == 0
+    assert run(capsys, "solve", inst, "--method", "greedy", "--out", design)[0] == 0
     truth = world.truth
     true_gap = []
     cosines = []
@@ -496,7 +496,7 @@ def test_rounds_end_to_end_with_simulated_annotators(world, tmp_path, capsys):
             assert run(capsys, "labels", labels, "--instance", inst, "--out", tmp_path / "dpo2.jsonl")[0] == 0
         new_inst, new_design, report = tmp_path / f"r{r}.npz", tmp_path / f"d{r + 1}.json", tmp_path / f"fit{r}.json"
         code, stdout, err = run(capsys, "next-round", inst, "--labels", labels, "--budget", 60, "--out", new_inst,
-                                "--design-out", new_design, "--report", report, "--seed", 0)
+                                "--design-out", new_design, "--report", report, "--seed", 0, "--method", "greedy")
         assert code == 0, err
         assert "theta" in stdout and "standard errors" in stdout
         fit = json.loads(report.read_text())
@@ -630,7 +630,7 @@ def test_next_round_with_scores_weights_puts_the_fit_hessian_in_m0(world, solved
     world.annotate(tasks, labels, seed=3, ties=0.1, annotators=3)
     inst = pairdesign.load_instance(inst_path)
     labelset = read_labels(labels, inst)
-    round_ = next_round(inst, [labelset], budget=25, weights="scores", ridge=0.5)
+    round_ = next_round(inst, [labelset], budget=25, weights="scores", ridge=0.5, method="greedy")
     new = round_.instance
     assert new.weights == "scores" and new.ridge == 0.5 and round_.new_labels == 120
     assert np.allclose(prior_information(new), round_.fit.hessian, rtol=1e-10, atol=1e-10)
@@ -653,7 +653,7 @@ def test_fractional_designs_export_by_weight_and_texts_are_required(solved, tmp_
     assert sum(weights) == pytest.approx(40, abs=1e-6)
     small = Path(__file__).parent.parent / "instances" / "small.json"
     design = tmp_path / "small_design.json"
-    run(capsys, "solve", small, "--out", design)
+    run(capsys, "solve", small, "--method", "greedy", "--out", design)
     code, _, err = run(capsys, "export", design, "--instance", small, "--to", "jsonl", "--out", tmp_path / "x.jsonl")
     assert code == 2 and f"{small}: the instance carries no texts" in err and not (tmp_path / "x.jsonl").exists()
 

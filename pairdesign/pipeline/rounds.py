@@ -27,6 +27,7 @@ from ..errors import OptionError
 from ..fit import Fit, fit_bradley_terry
 from ..instance import Instance
 from ..solve import solve
+from ..solvers.base import DEFAULT_METHOD
 from ..solvers.result import Result
 from .labels import LabelSet, apply_labels
 
@@ -93,7 +94,7 @@ def next_round(
     labelsets: Sequence[LabelSet],
     *,
     budget: float,
-    method: str = "greedy",
+    method: str = DEFAULT_METHOD,
     criterion: str = "D",
     weights: str | None = None,
     ridge: float | None = None,
