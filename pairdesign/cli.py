@@ -1,4 +1,5 @@
-"""The ``pairdesign`` command: ``solve``, ``compare``, ``info``, ``export`` and ``generate``.
+"""The ``pairdesign`` command: ``solve``, ``compare``, ``info``, ``export``, ``generate`` and the
+labeling pipeline (``import``, ``export --to``, ``labels``, ``next-round``).
 
 Errors a user can cause print one line (``pairdesign: error: ...``) and exit with status 2;
 outputs are written atomically, so a failed run leaves no partial file.
@@ -7,11 +8,14 @@ outputs are written atomically, so a failed run leaves no partial file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
+
+import numpy as np
 
 from .errors import PairdesignError
 
@@ -112,14 +116,159 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _all_or_none(*paths: Path | None) -> Iterator[None]:
+    """Several outputs of one command: if writing any of them fails, the ones this command
+    created are removed again (each file is itself written atomically)."""
+    fresh = [p for p in paths if p is not None and not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in fresh:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        raise
+
+
+def _needs_texts(instance, path: str) -> None:
+    if instance.completion_texts is None or instance.prompt_texts is None:
+        raise PairdesignError(f"{path}: the instance carries no texts; tasks and datasets need them: "
+                              "build it with `pairdesign import`")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """A progress bar unless --quiet (and only on a terminal: see pairdesign.progress)."""
+    return not args.quiet
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import time
+
+    from .instance import save_instance
+    from .pipeline.importer import FieldNames, import_generations
+
+    out = _check_output(args.out, (".npz", ".json"))
+    start = time.perf_counter()
+    names = FieldNames(prompt_id=args.prompt_id_field, prompt=args.prompt_field,
+                       completions=args.completions_field, completion_id=args.id_field,
+                       text=args.text_field, embedding=args.embedding_field, score=args.score_field)
+    instance = import_generations(
+        args.generations, dim=args.dim, reduce=args.reduce, seed=args.seed, budget=args.budget,
+        ridge=args.ridge, weights=args.weights, names=names, embed_model=args.embed_model,
+        name=args.name, progress=_progress(args))
+    save_instance(instance, out)
+    proj = instance.projection or {}
+    extra = f", explained variance {proj['explained_variance']:.3f}" if "explained_variance" in proj else ""
+    print(f"wrote {out}: {instance.n_prompts} prompts, {instance.n_completions} completions, "
+          f"embeddings {proj.get('input_dim')} -> d = {instance.dim} by {proj.get('method')}{extra} "
+          f"({time.perf_counter() - start:.2f} s)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    if (args.to is None) == (args.format is None):
+        raise PairdesignError("export needs exactly one of --to labelstudio|argilla|jsonl (annotation "
+                              "tasks from a design) and --format lp|mps (the integer program of an instance)")
+    if args.to is not None:
+        return cmd_export_tasks(args)
+    if args.instance_file is not None:
+        raise PairdesignError("--instance goes with --to (task export); with --format the "
+                              "positional argument is the instance")
+    return cmd_export_program(args)
+
+
+def cmd_export_tasks(args: argparse.Namespace) -> int:
+    from .design import load_design
+    from .instance import load_instance
+    from .pipeline.tasks import TASK_FORMATS, write_tasks
+
+    if args.instance_file is None:
+        raise PairdesignError("export --to needs --instance INSTANCE (the instance the design was solved on)")
+    out = _check_output(args.out, (TASK_FORMATS[args.to].suffix,))
+    instance = load_instance(args.instance_file)
+    _needs_texts(instance, args.instance_file)
+    design = load_design(args.source, instance)
+    summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
+    print(f"wrote {out}: {summary['tasks']} {args.to} tasks of design {summary['design']} "
+          f"(instance {summary['instance']}), in labeling order ({summary['order']})")
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from .design import load_design
+    from .instance import load_instance, save_instance
+    from .pipeline.labels import apply_labels, read_labels, write_preference_dataset
+    from .pipeline.tasks import design_id
+
+    out = _check_output(args.out, (".jsonl",))
+    target = _check_output(args.instance_out or args.instance_file, (".npz", ".json"))
+    instance = load_instance(args.instance_file)
+    _needs_texts(instance, args.instance_file)
+    expected = pairs = None
+    if args.design is not None:
+        design = load_design(args.design, instance)
+        expected = design_id(instance, design)
+        cand = instance.candidates
+        pairs = np.stack([cand.j[design.rows], cand.k[design.rows]], axis=1)
+    labelset = read_labels(args.labels, instance, winner_field=args.winner_field, expected_design=expected,
+                           design_pairs=pairs)
+    updated = apply_labels(instance, labelset)  # validated before anything is written
+    with _all_or_none(out, target):
+        rows = write_preference_dataset(instance, labelset, out, conversational=args.conversational,
+                                        with_ids=args.with_ids)
+        save_instance(updated, target)
+    print(f"read {len(labelset.labels)} labels of design {labelset.design} from {labelset.records} tasks "
+          f"({labelset.ties} ties, left out of the dataset; {labelset.unlabeled} tasks without a vote)")
+    print(f"wrote {out}: {rows} preference rows ({'conversational' if args.conversational else 'standard'} form)")
+    print(f"wrote {target}: {updated.labeled.shape[0]} labeled pairs in M0 (round {len(updated.rounds)})")
+    return 0
+
+
+def cmd_next_round(args: argparse.Namespace) -> int:
+    from .instance import load_instance, save_instance
+    from .pipeline.labels import read_labels
+    from .pipeline.rounds import next_round
+
+    out = _check_output(args.out, (".npz", ".json"))
+    design_out = _check_output(args.design_out, (".json", ".csv"))
+    report_out = None if args.report is None else _check_output(args.report, (".json",))
+    instance = load_instance(args.instance)
+    labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True)
+                 for path in args.labels or []]
+    budget = instance.budget if args.budget is None else args.budget
+    round_ = next_round(instance, labelsets, budget=budget, method=args.method, criterion=args.criterion,
+                        weights=args.weights, ridge=args.ridge, seed=args.seed, time_limit=args.time_limit)
+    report = round_.report()
+    fit = round_.fit
+    se = fit.standard_errors
+    z = np.abs(fit.theta) / se
+    top = np.argsort(-z)[:5]
+    print(f"fit: {fit.n_labels:g} labels ({report['ties']} ties) on {report['labeled_pairs']} pairs, "
+          f"ridge {round_.instance.ridge:g}, loss {fit.loss:.6g}, "
+          f"{'converged' if fit.converged else 'NOT converged'} in {fit.iterations} iterations")
+    print(f"theta: |theta| = {np.linalg.norm(fit.theta):.4g}, standard errors median {np.median(se):.3g} "
+          f"(min {se.min():.3g}, max {se.max():.3g}); largest |theta/se|: "
+          + ", ".join(f"theta[{t}] = {fit.theta[t]:.3g} +- {se[t]:.2g}" for t in top))
+    with _all_or_none(design_out, out, report_out):
+        round_.result.save(design_out)
+        save_instance(round_.instance, out)
+        if report_out is not None:
+            from ._atomic import atomic_write
+            with atomic_write(report_out, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(report, indent=1) + "\n")
+    print(round_.result.summary())
+    print(f"wrote {design_out}, {out}" + (f", {report_out}" if report_out else ""))
+    return 0
+
+
+def cmd_export_program(args: argparse.Namespace) -> int:
     from .formulations.integer import add_cut, integer_model, write_model
     from .information import Criterion
     from .instance import load_instance
     from .solve import solve
 
     out = _check_output(args.out, (f".{args.format}",))
-    instance = load_instance(args.instance)
+    instance = load_instance(args.source)
     crit = Criterion.make(args.criterion, instance)
     relaxed = solve(instance, "relax", crit, budget=args.budget)
     greedy = solve(instance, "greedy", crit, budget=args.budget)
@@ -200,13 +349,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_info)
 
-    p = sub.add_parser("export", help="write the integer program (master with its cuts) as LP or MPS")
-    p.add_argument("instance")
-    p.add_argument("--format", required=True, choices=["lp", "mps"])
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bar, only warnings and errors")
+    from .pipeline.tasks import TASK_FORMATS
+
+    p = sub.add_parser("export", parents=[quiet],
+                       help="a design as annotation tasks (--to), or an instance's integer program (--format)",
+                       description="export DESIGN --instance INSTANCE --to labelstudio|argilla|jsonl --out TASKS: "
+                       "the design's pairs as annotation tasks, in labeling order; "
+                       "export INSTANCE --format lp|mps --out FILE: the integer program (master with its cuts)")
+    p.add_argument("source", metavar="DESIGN|INSTANCE",
+                   help="a design file (with --to) or an instance file (with --format)")
+    p.add_argument("--to", choices=sorted(TASK_FORMATS), help="annotation task format")
+    p.add_argument("--instance", dest="instance_file", help="the instance of the design (with --to)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the left/right order of the two answers")
+    p.add_argument("--format", choices=["lp", "mps"], help="integer program format")
     p.add_argument("--criterion", default="D", choices=list(CRITERIA), type=str.upper)
     p.add_argument("--budget", type=float, help="override the instance's budget")
-    p.add_argument("--out", required=True, help="file to write (.lp or .mps)")
+    p.add_argument("--out", required=True, help="file to write (.json for labelstudio, .jsonl for argilla "
+                   "and jsonl; .lp or .mps)")
     p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("import", parents=[quiet], help="generations (JSONL) into an instance with texts",
+                       description="One JSON line per prompt: {prompt_id, prompt, completions: [{id, text, "
+                       "embedding, score}]}; embeddings reduced to d by PCA or a seeded random projection.")
+    p.add_argument("generations", help="generations file (.jsonl)")
+    p.add_argument("--out", required=True, help="instance file to write (.npz, or .json)")
+    p.add_argument("--dim", type=int, default=64, help="feature dimension d (default 64)")
+    p.add_argument("--reduce", default="auto", choices=["auto", "pca", "random", "none"],
+                   help="auto: PCA when the embeddings have more than d dimensions")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
+    p.add_argument("--budget", type=float, help="label budget stored in the instance (default 4 d)")
+    p.add_argument("--ridge", type=float, default=1.0, help="the fit's L2 penalty, M0 = ridge I (default 1)")
+    p.add_argument("--weights", default="uniform", choices=["uniform", "scores"])
+    p.add_argument("--name", help="instance name (default: the file's stem)")
+    p.add_argument("--embed-model", metavar="PATH|NAME",
+                   help="compute every embedding with this locally installed sentence-transformers model "
+                   "(extra 'embed'; never downloaded)")
+    for field, default in (("prompt-id", "prompt_id"), ("prompt", "prompt"), ("completions", "completions"),
+                           ("id", "id"), ("text", "text"), ("embedding", "embedding"), ("score", "score")):
+        p.add_argument(f"--{field}-field", default=default, metavar="NAME",
+                       help=f"name of the {field} field (default {default!r})")
+    p.set_defaults(run=cmd_import)
+
+    p = sub.add_parser("labels", parents=[quiet], help="labels back: a TRL preference dataset, "
+                       "and the labeled pairs stored in the instance")
+    p.add_argument("labels", help="labels file (.jsonl, or .json: Label Studio's export)")
+    p.add_argument("--instance", dest="instance_file", required=True, help="the instance the tasks came from")
+    p.add_argument("--out", required=True, help="DPO dataset to write (.jsonl, TRL preference form)")
+    p.add_argument("--instance-out", help="where to write the instance with the labels stored "
+                   "(default: update INSTANCE in place, atomically)")
+    p.add_argument("--design", help="check that the labels are for this design file")
+    p.add_argument("--winner-field", metavar="NAME", help="the field holding the vote (default: winner, "
+                   "preference, label, choice, preference.responses or annotations)")
+    p.add_argument("--conversational", action="store_true", help="TRL's conversational form (message lists)")
+    p.add_argument("--with-ids", action="store_true", help="add prompt_id, chosen_id and rejected_id")
+    p.set_defaults(run=cmd_labels)
+
+    p = sub.add_parser("next-round", parents=[quiet], help="refit on all labels so far and design the next batch")
+    p.add_argument("instance", help="instance file (.npz or .json)")
+    p.add_argument("--labels", action="append", metavar="LABELS",
+                   help="labels file(s) of the last round (repeatable; files already read in are recognised)")
+    p.add_argument("--budget", type=float, help="labels in the next batch (default: the instance's budget)")
+    p.add_argument("--out", required=True, help="updated instance to write (.npz or .json)")
+    p.add_argument("--design-out", required=True, help="next design to write (.json or .csv)")
+    p.add_argument("--report", help="write the fit (theta, standard errors, ...) as JSON")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS))
+    p.add_argument("--criterion", default="D", choices=list(CRITERIA), type=str.upper)
+    p.add_argument("--weights", choices=["uniform", "scores"],
+                   help="Bradley-Terry weights of the next design (default: keep the instance's)")
+    p.add_argument("--ridge", type=float, help="the fit's L2 penalty (default: the instance's ridge)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS")
+    p.add_argument("--winner-field", metavar="NAME")
+    p.set_defaults(run=cmd_next_round)
 
     p = sub.add_parser("generate", help="write a synthetic instance")
     p.add_argument("--prompts", type=int, required=True, help="number of prompts n")

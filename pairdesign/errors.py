@@ -38,6 +38,14 @@ class DesignError(InstanceError):
         return DesignError(self.reason, source=source, field=self.field)
 
 
+class InputError(InstanceError):
+    """A malformed pipeline input (generations, labels): the message names the file and the line
+    (``gen.jsonl: line 7: completions[2]: missing 'text'``)."""
+
+    def with_source(self, source: str) -> "InputError":
+        return InputError(self.reason, source=source, field=self.field)
+
+
 class InfeasibleError(PairdesignError):
     """The constraints admit no design (e.g. the pairs fixed in exceed the budget)."""
 

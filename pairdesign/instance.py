@@ -12,6 +12,11 @@ Completions are stored row-wise, grouped by prompt: the rows of prompt ``i`` are
 Two file forms carry the same meaning: JSON (``pairdesign.instance/1``, DESIGN.md section 9) for
 small and hand-written instances, and NPZ (one row per completion, plus optional pair tables) for
 large ones. Both round-trip exactly.
+
+Instances made by ``pairdesign import`` also carry the texts (``prompt_texts``,
+``completion_texts``), the record of how the features were reduced (``projection``), the outcomes
+of the pairs already labeled (``labeled_wins``) and one record per round of labels read in
+(``rounds``), so that one file holds the whole state of a labeling loop.
 """
 
 from __future__ import annotations
@@ -123,6 +128,14 @@ class Instance:
     labeled: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
     labeled_counts: np.ndarray | None = None
     groups: tuple[Group, ...] = ()
+    labeled_wins: np.ndarray | None = None
+    """Per labeled pair, the labels won by its first completion (a tie counts 1/2); NaN: unknown."""
+    prompt_texts: tuple[str, ...] | None = None
+    completion_texts: tuple[str, ...] | None = None
+    projection: dict[str, Any] | None = None
+    """How the features were made from the embeddings (method, input_dim, dim, seed, ...)."""
+    rounds: tuple[dict[str, Any], ...] = ()
+    """One record per set of labels read in: design id, labels, ties, source."""
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -533,15 +546,60 @@ def _validate(inst: Instance) -> None:
         raise InstanceError("duplicate group name", field="groups")
     put("groups", tuple(groups))
 
+    # outcomes of the labeled pairs, texts, provenance
+    if inst.labeled_wins is not None:
+        wins = np.asarray(inst.labeled_wins, dtype=np.float64)
+        if wins.shape != (inst.labeled.shape[0],):
+            raise InstanceError("must have one entry per labeled pair", field="labeled_wins")
+        counts = (np.ones(wins.shape[0]) if inst.labeled_counts is None
+                  else inst.labeled_counts.astype(np.float64))
+        known = np.where(np.isnan(wins), 0.0, wins)
+        bad = np.isinf(wins) | (known < 0) | (known > counts) | (2 * known != np.round(2 * known))
+        if bad.any():
+            raise InstanceError("the labels won by the first completion must be a multiple of 1/2 "
+                                "between 0 and the number of labels", field=f"labeled[{_first_row(bad)}]")
+        put("labeled_wins", None if np.isnan(wins).all() else wins)
+    for name, count, where in (("prompt_texts", n, "prompts[{}].text"),
+                               ("completion_texts", N, None)):
+        texts = getattr(inst, name)
+        if texts is None:
+            continue
+        texts = tuple(texts.tolist() if isinstance(texts, np.ndarray) else texts)
+        if len(texts) != count:
+            raise InstanceError(f"must have one text per {'prompt' if where else 'completion'} ({count}), "
+                                f"got {len(texts)}", field=name)
+        for r, text in enumerate(texts):
+            if not isinstance(text, str):
+                place = where.format(r) if where else f"{row_name(r)}.text"
+                raise InstanceError(f"must be a string, got {type(text).__name__}", field=place)
+        put(name, texts)
+    if inst.projection is not None:
+        record = inst.projection
+        if not isinstance(record, dict) or not isinstance(record.get("method"), str) or not all(
+                isinstance(k, str) and (v is None or isinstance(v, (str, int, float, bool)))
+                for k, v in record.items()):
+            raise InstanceError("must be an object of numbers and strings with a string 'method'",
+                                field="projection")
+        put("projection", dict(record))
+    rounds = tuple(inst.rounds)
+    for r, record in enumerate(rounds):
+        if not isinstance(record, dict) or not isinstance(record.get("design"), str):
+            raise InstanceError("must be an object with a string 'design'", field=f"rounds[{r}]")
+        try:
+            json.dumps(record, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InstanceError(f"must hold JSON values only ({exc})", field=f"rounds[{r}]") from None
+    put("rounds", tuple(dict(r) for r in rounds))
+
 
 # ---------------------------------------------------------------------------------- JSON form
 _TOP_FIELDS = {
     "format", "name", "prompts", "budget", "ridge", "weights", "max_pairs_per_prompt",
     "max_pairs_per_completion", "max_labels_per_pair", "pairs", "fixed_in", "fixed_out",
-    "labeled", "groups",
+    "labeled", "groups", "projection", "rounds",
 }
-_PROMPT_FIELDS = {"id", "completions", "max_pairs"}
-_COMPLETION_FIELDS = {"id", "features", "score"}
+_PROMPT_FIELDS = {"id", "completions", "max_pairs", "text"}
+_COMPLETION_FIELDS = {"id", "features", "score", "text"}
 
 
 def _reject_constant(token: str) -> float:
@@ -586,9 +644,23 @@ def _instance_from_json(doc: Any) -> Instance:
     own_caps: list[float] = []
     local: list[dict[str, int]] = []
     d: int | None = None
+    texts: dict[str, list[Any]] = {"prompt": [], "completion": []}
+
+    def text_of(obj: dict[str, Any], kind: str, where: str) -> None:
+        """Texts are all or nothing: every prompt (completion) has one, or none has."""
+        has = "text" in obj
+        if texts[kind] and (texts[kind][0] is not None) != has:
+            first = "has" if texts[kind][0] is not None else "has no"
+            raise InstanceError(f"{'missing' if not has else 'unexpected'}: the first {kind} {first} "
+                                "a text, so every one must" + ("" if not has else " not"),
+                                field=f"{where}.text")
+        _expect(not has or isinstance(obj["text"], str), "must be a string", f"{where}.text")
+        texts[kind].append(obj["text"] if has else None)
+
     for i, prompt in enumerate(prompts):
         where = f"prompts[{i}]"
         prompt_ids.append(_object_with_id(prompt, _PROMPT_FIELDS, where))
+        text_of(prompt, "prompt", where)
         cap = prompt.get("max_pairs")
         _expect(cap is None or (isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0),
                 f"must be an integer >= 0 or null, got {cap!r}", f"{where}.max_pairs")
@@ -602,6 +674,7 @@ def _instance_from_json(doc: Any) -> Instance:
             _expect(cid not in ids, f"duplicate completion id {cid!r} within its prompt "
                                     f"(also completions[{ids.get(cid)}])", f"{cw}.id")
             ids[cid] = j
+            text_of(comp, "completion", cw)
             _expect("features" in comp, "missing", f"{cw}.features")
             feat = comp["features"]
             _expect(isinstance(feat, list) and len(feat) > 0 and all(_is_number(x) for x in feat),
@@ -625,18 +698,21 @@ def _instance_from_json(doc: Any) -> Instance:
     offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
 
-    def pair_table(name: str, extra: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def pair_table(name: str, extra: str | None,
+                   second: str | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
         rows = doc.get(name)
         if rows is None:
             return None, None
-        _expect(isinstance(rows, list), "must be a list of [prompt_id, completion_id, completion_id"
-                + (f", {extra}]" if extra else "]"), name)
+        shape = "[prompt_id, completion_id, completion_id" + (f", {extra}" if extra else "") \
+            + (f"[, {second}]]" if second else "]")
+        _expect(isinstance(rows, list), f"must be a list of {shape}", name)
         table = np.zeros((len(rows), 2), dtype=np.int64)
         values = np.ones(len(rows))
         for r, row in enumerate(rows):
             where = f"{name}[{r}]"
-            ok_len = isinstance(row, list) and (len(row) == 3 or (extra is not None and len(row) == 4))
-            _expect(ok_len, "must be [prompt_id, completion_id, completion_id" + (f", {extra}]" if extra else "]"), where)
+            widths = (3,) + ((4,) if extra else ()) + ((5,) if second else ())
+            ok_len = isinstance(row, list) and len(row) in widths
+            _expect(ok_len, f"must be {shape}", where)
             pid, a, b = row[0], row[1], row[2]
             _expect(isinstance(pid, str) and pid in seen_prompts, f"unknown prompt id {pid!r}", where)
             i = seen_prompts[pid]
@@ -644,15 +720,22 @@ def _instance_from_json(doc: Any) -> Instance:
                 _expect(isinstance(cid, str) and cid in local[i],
                         f"completion {cid!r} is not in prompt {pid!r}", where)
             table[r] = (offsets[i] + local[i][a], offsets[i] + local[i][b])
-            if len(row) == 4:
+            if len(row) >= 4:
                 _expect(_is_number(row[3]), f"{extra} must be a number, got {row[3]!r}", where)
                 values[r] = float(row[3])
+            if len(row) == 5:
+                _expect(row[4] is None or _is_number(row[4]), f"{second} must be a number or null, "
+                        f"got {row[4]!r}", where)
+                wins[r] = math.nan if row[4] is None else float(row[4])
         return table, values
+
+    labeled_rows = doc.get("labeled")
+    wins = np.full(len(labeled_rows) if isinstance(labeled_rows, list) else 0, math.nan)
 
     pairs, costs = pair_table("pairs", "cost")
     fixed_in, _ = pair_table("fixed_in", None)
     fixed_out, _ = pair_table("fixed_out", None)
-    labeled, counts = pair_table("labeled", "labels")
+    labeled, counts = pair_table("labeled", "labels", "wins")
 
     groups = []
     raw_groups = doc.get("groups") or []
@@ -674,6 +757,9 @@ def _instance_from_json(doc: Any) -> Instance:
                 if key in doc and doc[key] is not None}
     if "max_labels_per_pair" in doc and doc["max_labels_per_pair"] is None:
         settings["max_labels_per_pair"] = None
+    projection = doc.get("projection")
+    rounds = doc.get("rounds") or []
+    _expect(isinstance(rounds, list), "must be a list of objects", "rounds")
     score_arr = np.asarray(scores)
     return Instance(
         prompt_ids=np.asarray(prompt_ids, dtype=str),
@@ -690,6 +776,12 @@ def _instance_from_json(doc: Any) -> Instance:
         labeled=labeled if labeled is not None else np.zeros((0, 2), dtype=np.int64),
         labeled_counts=counts,
         groups=tuple(groups),
+        labeled_wins=wins if labeled is not None else None,
+        prompt_texts=None if not texts["prompt"] or texts["prompt"][0] is None else tuple(texts["prompt"]),
+        completion_texts=(None if not texts["completion"] or texts["completion"][0] is None
+                          else tuple(texts["completion"])),
+        projection=projection,
+        rounds=tuple(rounds),
         **settings,
     )
 
@@ -709,8 +801,13 @@ def _instance_to_json(inst: Instance) -> dict[str, Any]:
                                     "features": inst.features[r].tolist()}
             if inst.scores is not None and not math.isnan(inst.scores[r]):
                 comp["score"] = float(inst.scores[r])
+            if inst.completion_texts is not None:
+                comp["text"] = inst.completion_texts[r]
             comps.append(comp)
-        prompt: dict[str, Any] = {"id": str(inst.prompt_ids[i]), "completions": comps}
+        prompt: dict[str, Any] = {"id": str(inst.prompt_ids[i])}
+        if inst.prompt_texts is not None:
+            prompt["text"] = inst.prompt_texts[i]
+        prompt["completions"] = comps
         if inst.prompt_max_pairs is not None and math.isfinite(inst.prompt_max_pairs[i]):
             prompt["max_pairs"] = int(inst.prompt_max_pairs[i])
         prompts.append(prompt)
@@ -733,10 +830,20 @@ def _instance_to_json(inst: Instance) -> dict[str, Any]:
     if inst.fixed_out.shape[0]:
         doc["fixed_out"] = table(inst.fixed_out)
     if inst.labeled.shape[0]:
-        doc["labeled"] = table(inst.labeled, inst.labeled_counts)
+        counts = inst.labeled_counts
+        if counts is None and inst.labeled_wins is not None:
+            counts = np.ones(inst.labeled.shape[0])
+        doc["labeled"] = table(inst.labeled, counts)
+        if inst.labeled_wins is not None:
+            for row, w in zip(doc["labeled"], inst.labeled_wins):
+                row.append(None if math.isnan(w) else _number(w))
     if inst.groups:
         doc["groups"] = [{"name": g.name, "prompts": [str(p) for p in inst.prompt_ids[g.prompts]],
                           "budget": _number(g.budget)} for g in inst.groups]
+    if inst.projection is not None:
+        doc["projection"] = inst.projection
+    if inst.rounds:
+        doc["rounds"] = list(inst.rounds)
     return doc
 
 
@@ -756,13 +863,35 @@ def _compact_json(value: Any, indent: str = "") -> str:
 # ---------------------------------------------------------------------------------- NPZ form
 _NPZ_ARRAYS = {"format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features", "score",
                "prompt_max_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
-               "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets"}
+               "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets",
+               "labeled_wins", "prompt_text_bytes", "prompt_text_offsets", "completion_text_bytes",
+               "completion_text_offsets"}
 _META_FIELDS = {"name", "budget", "ridge", "weights", "max_pairs_per_prompt",
-                "max_pairs_per_completion", "max_labels_per_pair"}
+                "max_pairs_per_completion", "max_labels_per_pair", "projection", "rounds"}
+
+
+def _pack_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Texts as one UTF-8 byte array and offsets (no pickles, no fixed-width UTF-32)."""
+    encoded = [t.encode("utf-8") for t in texts]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def _unpack_texts(data: np.ndarray, offsets: np.ndarray, name: str) -> tuple[str, ...]:
+    raw = np.asarray(data, dtype=np.uint8).tobytes()
+    offsets = np.asarray(offsets)
+    _expect(offsets.ndim == 1 and offsets.size >= 1 and offsets[0] == 0 and offsets[-1] == len(raw)
+            and bool(np.all(np.diff(offsets) >= 0)), "offsets do not match the bytes", f"{name}_text_offsets")
+    try:
+        return tuple(raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()))
+    except UnicodeDecodeError as exc:
+        raise InstanceError(f"not valid UTF-8: {exc}", field=f"{name}_text_bytes") from None
 
 
 def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
     meta = {key: getattr(inst, key) for key in sorted(_META_FIELDS)}
+    meta["rounds"] = list(inst.rounds)
     arrays: dict[str, np.ndarray] = {
         "format": np.asarray(FORMAT),
         "meta": np.asarray(json.dumps(meta)),
@@ -784,6 +913,12 @@ def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
             arrays[name] = getattr(inst, name)
     if inst.labeled_counts is not None:
         arrays["labeled_counts"] = inst.labeled_counts
+    if inst.labeled_wins is not None:
+        arrays["labeled_wins"] = inst.labeled_wins
+    for name in ("prompt", "completion"):
+        texts = getattr(inst, f"{name}_texts")
+        if texts is not None:
+            arrays[f"{name}_text_bytes"], arrays[f"{name}_text_offsets"] = _pack_texts(texts)
     if inst.groups:
         arrays["group_names"] = np.asarray([g.name for g in inst.groups], dtype=str)
         arrays["group_budgets"] = np.asarray([g.budget for g in inst.groups])
@@ -823,8 +958,18 @@ def _instance_from_npz(data: dict[str, np.ndarray]) -> Instance:
         for g, gname in enumerate(data["group_names"]):
             groups.append(Group(str(gname), data["group_prompts"][go[g]:go[g + 1]],
                                 float(data["group_budgets"][g])))
+    texts = {}
+    for name in ("prompt", "completion"):
+        present = [f"{name}_text_bytes" in data, f"{name}_text_offsets" in data]
+        _expect(present[0] == present[1], "needs both _text_bytes and _text_offsets", f"{name}_text_bytes")
+        texts[name] = (_unpack_texts(data[f"{name}_text_bytes"], data[f"{name}_text_offsets"], name)
+                       if present[0] else None)
+    meta["rounds"] = tuple(meta.get("rounds") or ())
     empty = np.zeros((0, 2), dtype=np.int64)
     return Instance(
+        labeled_wins=data.get("labeled_wins"),
+        prompt_texts=texts["prompt"],
+        completion_texts=texts["completion"],
         prompt_ids=data["prompt_ids"],
         prompt_offsets=offsets,
         completion_ids=data["completion_ids"],

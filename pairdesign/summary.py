@@ -50,4 +50,8 @@ def describe(instance: Instance) -> dict[str, Any]:
                                else instance.labeled_counts.sum()),
         "groups": len(instance.groups),
         "information_rank": f"{candidate_information_rank(instance)} of {instance.dim}",
+        "texts": "yes" if instance.completion_texts is not None else "no",
+        "projection": None if instance.projection is None else ", ".join(
+            f"{k} {v}" for k, v in instance.projection.items()),
+        "label_rounds": len(instance.rounds),
     }

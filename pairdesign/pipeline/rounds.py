@@ -1,0 +1,124 @@
+"""Rounds: refit the Bradley-Terry / DPO model on every label so far and design the next batch.
+
+With every labeled pair m (difference ``z_m = phi_a - phi_b``, ``c_m`` labels of which ``y_m c_m``
+were won by a), theta_hat minimises the L2-regularised logistic loss of
+:func:`pairdesign.fit.fit_bradley_terry` (the downstream study's fit) with the instance's ridge.
+The next instance has
+
+- pilot scores ``score = phi theta_hat`` (the fitted reward, Bradley-Terry logit scale), which set
+  the weights ``w_p = s(1 - s)`` when ``weights = "scores"``;
+- M0 = ridge I + sum_m c_m w_m z_m z_m^T over all labeled pairs (with scores weights this is the
+  fit's Hessian, i.e. the inverse Laplace covariance of theta_hat);
+- the labeled pairs out of the candidates.
+
+The fitted theta_hat and its standard errors (square roots of the diagonal of the inverse
+Hessian) are reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import OptionError
+from ..fit import Fit, fit_bradley_terry
+from ..instance import Instance
+from ..solve import solve
+from ..solvers.base import DEFAULT_METHOD
+from ..solvers.result import Result
+from .labels import LabelSet, apply_labels
+
+log = logging.getLogger("pairdesign")
+
+
+@dataclass(frozen=True, eq=False)
+class RoundResult:
+    """The outcome of one round: the updated instance, the fit and the next design."""
+
+    instance: Instance
+    fit: Fit
+    result: Result
+    new_labels: int
+    """Labels read in by this round (labels already stored in the instance not counted)."""
+    unknown_outcomes: int
+    """Labeled pairs without a recorded outcome (left out of the fit)."""
+
+    def report(self) -> dict[str, Any]:
+        """The fit and the design as JSON values."""
+        fit = self.fit
+        inst = self.instance
+        known = np.isfinite(inst.labeled_wins) if inst.labeled_wins is not None else np.zeros(0, bool)
+        ties = sum(int(r.get("ties", 0)) for r in inst.rounds)
+        return {
+            "round": len(inst.rounds),
+            "labels": fit.n_labels,
+            "new_labels": self.new_labels,
+            "ties": ties,
+            "labeled_pairs": int(known.sum()),
+            "unknown_outcomes": self.unknown_outcomes,
+            "ridge": inst.ridge,
+            "loss": fit.loss,
+            "converged": fit.converged,
+            "iterations": fit.iterations,
+            "theta": fit.theta.tolist(),
+            "standard_errors": fit.standard_errors.tolist(),
+            "theta_norm": float(np.linalg.norm(fit.theta)),
+            "design": {"method": self.result.method, "criterion": self.result.criterion,
+                       "labels": self.result.n_labels, "objective": self.result.objective,
+                       "weights": inst.weights},
+        }
+
+
+def refit(instance: Instance, ridge: float | None = None) -> tuple[Fit, int]:
+    """The Bradley-Terry / DPO fit on the instance's labeled pairs with known outcomes; returns
+    the fit and the number of labeled pairs left out for want of an outcome."""
+    L = instance.labeled.shape[0]
+    wins = np.full(L, np.nan) if instance.labeled_wins is None else instance.labeled_wins
+    counts = np.ones(L) if instance.labeled_counts is None else instance.labeled_counts.astype(float)
+    known = np.isfinite(wins)
+    if not known.any():
+        raise OptionError("no labeled pair with a known outcome: read labels in first "
+                          "(`pairdesign labels` or `next-round --labels`)")
+    a, b = instance.labeled[known, 0], instance.labeled[known, 1]
+    Z = instance.features[a] - instance.features[b]
+    fit = fit_bradley_terry(Z, wins[known] / counts[known], counts=counts[known],
+                            ridge=instance.ridge if ridge is None else ridge)
+    return fit, int((~known).sum())
+
+
+def next_round(
+    instance: Instance,
+    labelsets: Sequence[LabelSet],
+    *,
+    budget: float,
+    method: str = DEFAULT_METHOD,
+    criterion: str = "D",
+    weights: str | None = None,
+    ridge: float | None = None,
+    seed: int | None = None,
+    time_limit: float | None = None,
+) -> RoundResult:
+    """Store new labels, refit theta on all labels, update scores / weights / M0, design the next
+    batch of ``budget`` labels. Label sets marked ``stored`` are already in the instance."""
+    designs = [ls.design for ls in labelsets]
+    if len(set(designs)) != len(designs):
+        raise OptionError("the same design's labels were given twice")
+    new = 0
+    for labelset in labelsets:
+        if not labelset.stored:
+            instance = apply_labels(instance, labelset)
+            new += len(labelset.labels)
+    if ridge is not None:
+        instance = replace(instance, ridge=ridge)
+    fit, unknown = refit(instance)
+    if not fit.converged:
+        log.warning("next-round: the Bradley-Terry fit did not converge; consider a larger ridge")
+    instance = replace(instance, scores=instance.features @ fit.theta, budget=budget,
+                       weights=instance.weights if weights is None else weights)
+    result = solve(instance, method=method, criterion=criterion, budget=budget, seed=seed,
+                   time_limit=time_limit)
+    return RoundResult(instance=instance, fit=fit, result=result, new_labels=new,
+                       unknown_outcomes=unknown)

@@ -1,0 +1,67 @@
+"""A small progress bar on standard error, drawn only for a person at a terminal.
+
+``Progress(total, label, enabled=True)`` draws ``label [#####.....]  45%  4,500/10,000  3.2 s`` on
+one line, redrawn at most every 0.1 s, when ``enabled`` and the stream is a TTY; otherwise it
+does nothing (scripts, pipes, ``--quiet``). No dependency, no global state.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Count work done towards ``total`` units; use as a context manager (clears its line)."""
+
+    def __init__(self, total: float, label: str, *, enabled: bool = True,
+                 stream: TextIO | None = None, width: int = 30, interval: float = 0.1):
+        self.stream = sys.stderr if stream is None else stream
+        isatty = getattr(self.stream, "isatty", None)
+        self.active = bool(enabled and callable(isatty) and isatty())
+        self.total = max(float(total), 0.0)
+        self.label = label
+        self.width = width
+        self.interval = interval
+        self.done = 0.0
+        self.start = time.perf_counter()
+        self._drawn = 0.0
+
+    def __enter__(self) -> "Progress":
+        self._draw(force=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def advance(self, amount: float = 1.0) -> None:
+        """Record ``amount`` more units done."""
+        self.done += amount
+        self._draw()
+
+    def update(self, done: float) -> None:
+        """Set the units done so far."""
+        self.done = float(done)
+        self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.active:
+            return
+        now = time.perf_counter()
+        if not force and now - self._drawn < self.interval:
+            return
+        self._drawn = now
+        share = min(self.done / self.total, 1.0) if self.total > 0 else 0.0
+        filled = int(round(share * self.width))
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {share:4.0%}  {self.done:,.0f}/{self.total:,.0f}"
+                          f"  {now - self.start:.1f} s")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Erase the bar (the line is left clean for the next message)."""
+        if self.active:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.active = False
