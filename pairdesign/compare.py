@@ -84,7 +84,7 @@ def compare(instance: Instance, methods: Sequence[str] | None = None,
             log.info(f"compare: budget {budget:g}, method {m}")
             results.append(solve(instance, m, crit, budget=budget, time_limit=time_limit, seed=seed))
         best = min([relaxed_bound] + [r.bound for r in results if r.bound is not None and not r.fractional])
-        best = max(best, max(r.objective for r in results if not r.fractional))
+        best = max(best, max((r.objective for r in results if not r.fractional), default=-math.inf))
         for m, r in zip(methods, results):
             rows.append(Row(method=m, budget=budget, criterion=crit.name, objective=r.objective,
                             bound=r.bound, best_bound=best,

@@ -159,14 +159,15 @@ class DesignBuilder:
     def open_mask(self) -> np.ndarray:
         """For every candidate, whether one more label fits now (vectorised :meth:`fits`)."""
         cand = self.instance.candidates
-        ok = (self.counts < self._upper) & (self._cost <= self.remaining + _TOL * max(1.0, self.budget))
+        # the same floating-point expressions as fits(), so that the two never disagree
+        ok = (self.counts < self._upper) & ~(self.spent + self._cost > self.budget + _TOL * max(1.0, self.budget))
         ok &= np.asarray(self._prompt_left)[self._prompt] >= 1
         if self._completion_left is not None:
             left = np.asarray(self._completion_left)
             ok &= (left[self._j] >= 1) & (left[self._k] >= 1)
         for gi, group in enumerate(self.instance.groups):
             in_group = np.isin(cand.prompt, group.prompts)
-            ok &= ~in_group | (self._cost <= self._group_left[gi] + _TOL)
+            ok &= ~in_group | ~(self._group_left[gi] < self._cost - _TOL)
         return ok
 
     def full(self) -> bool:

@@ -56,7 +56,7 @@ def _read_csv(path: Path) -> tuple[dict[str, Any], list[Any]]:
     lines = path.read_text(encoding="utf-8").splitlines()
     body = []
     for number, line in enumerate(lines, start=1):
-        if line.startswith("#"):
+        if line.startswith("#") and not body:  # metadata comes before the header row only
             key, sep, value = line[1:].partition(":")
             if sep:
                 try:

@@ -109,6 +109,17 @@ def fit_bradley_terry(
     )
     theta = np.asarray(res.x, dtype=float)
     loss, grad, _ = _loss_parts(theta, Z, y, c, ridge)
-    converged = bool(np.linalg.norm(grad, np.inf) <= max(tol, 1e-8) * max(1.0, float(c.sum())))
-    return Fit(theta=theta, hessian=hess(theta), loss=loss, iterations=int(res.nit),
-               converged=converged, n_labels=float(c.sum()))
+    H = hess(theta)
+    step = np.linalg.solve(H, grad)
+    # a Newton polish (trust-exact may stop one step short at machine precision), kept if it helps
+    polished = theta - step
+    polished_loss, polished_grad, _ = _loss_parts(polished, Z, y, c, ridge)
+    if polished_loss <= loss:
+        theta, loss, grad, H = polished, polished_loss, polished_grad, hess(polished)
+        step = np.linalg.solve(H, grad)
+    # converged when the Newton decrement g^T H^-1 g (twice the loss a Newton step could still
+    # gain) is negligible: scale-free, unlike a test on the gradient's size
+    decrement = float(grad @ step)
+    converged = decrement <= max(tol, 1e-12) * max(1.0, abs(loss))
+    return Fit(theta=theta, hessian=H, loss=loss, iterations=int(res.nit),
+               converged=bool(converged), n_labels=float(c.sum()))

@@ -188,3 +188,10 @@ def test_local_search_start_from_a_file(capsys, tmp_path):
     code, _, err = run(capsys, "solve", EXAMPLES / "small.json", "--method", "local-search",
                        "--start", start, "--out", out)
     assert code == 2 and "start.json: pairs[0]: prompt 'p0' has no completion 'nope'" in err
+
+
+def test_compare_with_only_a_fractional_method():
+    from pairdesign.compare import compare
+
+    rows = compare(pairdesign.load_instance(EXAMPLES / "small.json"), ["relax"])
+    assert rows[0].efficiency == pytest.approx(1.0, abs=1e-5)

@@ -53,3 +53,12 @@ def test_other_format_and_bad_weights(tmp_path, instance):
         load_design(_write(tmp_path, [], format="other/1"), instance)
     with pytest.raises(DesignError, match="weight"):
         load_design(_write(tmp_path, [["p0", "c0", "c1", -1]], fractional=True), instance)
+
+
+def test_csv_prompt_ids_starting_with_a_hash(tmp_path):
+    features = np.random.default_rng(0).normal(size=(6, 2))
+    inst = pairdesign.Instance.from_arrays(features, [0, 0, 0, 1, 1, 1], budget=4,
+                                           prompt_ids=["#a: x", "b"])
+    result = pairdesign.solve(inst, "greedy")
+    result.save(tmp_path / "d.csv")
+    assert np.array_equal(load_design(tmp_path / "d.csv", inst).counts, result.counts)

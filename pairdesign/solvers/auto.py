@@ -44,7 +44,7 @@ class Auto:
         opts = ctx.options
         inst, crit = ctx.instance, ctx.criterion
         P = len(inst.candidates)
-        round_ctx = _sub_context(ctx, Round.Options(tol=opts.tol, draws=opts.draws), ctx.time_limit)
+        round_ctx = ctx.phase(Round.Options(tol=opts.tol, draws=opts.draws), ctx.time_limit)
         rounded = Round().run(round_ctx)
         ctx.incumbent = round_ctx.incumbent
         if rounded.status is SolutionStatus.optimal:
@@ -61,7 +61,7 @@ class Auto:
         deadline = ctx.time_limit if ctx.time_limit is not None else ctx.elapsed() + opts.exact_time
         ctx.say(f"auto: {P} candidate pairs: trying to prove optimality (exact) "
                 f"for up to {deadline - ctx.elapsed():.1f} s")
-        exact_ctx = _sub_context(ctx, OuterApproximation.Options(tol=opts.tol), deadline)
+        exact_ctx = ctx.phase(OuterApproximation.Options(tol=opts.tol), deadline)
         exact = OuterApproximation().run(exact_ctx)
 
         values = [crit.value(information_matrix(inst, o.counts)) for o in (rounded, exact)]
@@ -71,23 +71,13 @@ class Auto:
         bound = max(bound, value)
         proven = bound - value <= allowed_gap(crit, value, inst.dim, opts.tol)
         termination = (TerminationCondition.converged if proven
-                       else exact.termination if exact.termination is TerminationCondition.time_limit
-                       else TerminationCondition.completed)
+                       else TerminationCondition.time_limit if ctx.out_of_time()
+                       else TerminationCondition.completed)  # exact_time is auto's own choice
         ctx.say(f"auto: best design from {'exact' if best is exact else 'round'}, f = {value:.10g}, "
                 f"bound {bound:.10g}" + (" (optimal)" if proven else ""))
         return Outcome(np.asarray(best.counts, dtype=np.int64), termination,
                        SolutionStatus.optimal if proven else SolutionStatus.feasible, bound=bound,
                        solver=f"{'exact' if best is exact else 'round'} ({best.solver})")
-
-
-def _sub_context(ctx: Context, options, time_limit: float | None) -> Context:
-    """A context for a phase: same instance, clock and log, its own options and deadline."""
-    sub = Context(instance=ctx.instance, criterion=ctx.criterion, budget=ctx.budget,
-                  time_limit=time_limit, seed=ctx.seed, options=options, logger=ctx.logger,
-                  log=ctx.log)
-    sub.started = ctx.started
-    sub.rng = ctx.rng
-    return sub
 
 
 def _solver(outcome: Outcome, phase: str) -> Outcome:

@@ -84,6 +84,22 @@ class Context:
             self._last_progress = now
             self.say(message())
 
+    def phase(self, options: Any = None, time_limit: float | None = None) -> "Context":
+        """A context for one phase of a method: the same instance, clock, seed stream and log,
+        its own options and deadline (``time_limit`` seconds after this context started)."""
+        sub = Context(instance=self.instance, criterion=self.criterion, budget=self.budget,
+                      time_limit=time_limit, seed=self.seed, options=options, logger=self.logger,
+                      log=self.log)
+        sub.started = self.started
+        sub.rng = self.rng
+        return sub
+
+    def share_of_time_left(self, share: float) -> float | None:
+        """The deadline ``share`` of the remaining time from now (None without a time limit)."""
+        if self.time_limit is None:
+            return None
+        return self.elapsed() + share * max(self.time_limit - self.elapsed(), 0.0)
+
     def builder(self) -> DesignBuilder:
         """A fresh feasible design (the pairs fixed in), registered as the incumbent."""
         self.incumbent = DesignBuilder(self.instance, self.budget)

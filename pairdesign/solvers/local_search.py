@@ -71,9 +71,16 @@ def exchange_values(Zp: np.ndarray, wp: np.ndarray, Zq: np.ndarray, wq: np.ndarr
 
 
 def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, removals: int = 64,
-            exhaustive_limit: int = 2_000_000, max_exchanges: int = 1_000_000) -> SearchStats:
+            exhaustive_limit: int = 2_000_000, max_exchanges: int = 1_000_000,
+            deadline: float | None = None) -> SearchStats:
     """Improve ``design`` in place by exchanges until no screened exchange improves f (or time
-    runs out). See the module docstring."""
+    runs out: the context's limit, or ``deadline`` seconds after the context started). See the
+    module docstring.
+
+    The grid's closed forms rank the exchanges; each one taken is checked by recomputing f at
+    the new M from its Cholesky factor (the closed forms lose digits when M is nearly singular
+    along a chosen pair), and kept only if f really grows.
+    """
     from .greedy import complete_greedily
 
     inst, crit = ctx.instance, ctx.criterion
@@ -81,7 +88,11 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
     phi = centered_features(inst)
     K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
     stats = SearchStats()
-    if _can_add(design) and not ctx.out_of_time():
+
+    def out_of_time() -> bool:
+        return ctx.out_of_time() or (deadline is not None and ctx.elapsed() >= deadline)
+
+    if _can_add(design) and not out_of_time():
         complete_greedily(ctx, design)
 
     def Z(rows: np.ndarray) -> np.ndarray:
@@ -90,10 +101,10 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
     M = information_matrix(inst, design.counts)
     Minv = _inverse(M)
     value = crit.value(M)
-    eps = 1e-12 * max(1.0, abs(value))
     ctx.say(f"local search: start f = {value:.10g}, {int(design.counts.sum())} labels")
+    max_checks = 64  # exchanges verified per grid before the grid counts as untrustworthy
     while stats.exchanges < max_exchanges:
-        if ctx.out_of_time():
+        if out_of_time():
             stats.stopped_by_time = True
             break
         # screen: removable labels and open candidates
@@ -114,62 +125,78 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             top = min(shortlist, open_q.size)
             Q = open_q[np.argpartition(-gain, top - 1)[:top]] if top < open_q.size else open_q
         improved_here = False
+        trusted = True  # no improving-looking exchange was left unchecked or refuted
         while stats.exchanges < max_exchanges:
-            if ctx.out_of_time():
+            if out_of_time():
                 stats.stopped_by_time = True
                 break
-            delta = exchange_values(Z(S), cand.weight[S], Z(Q), cand.weight[Q], Minv, K)
-            flat = np.flatnonzero(delta.ravel() > eps)
+            eps = 1e-12 * max(1.0, abs(value))
+            delta = exchange_values(Z(S), cand.weight[S], Z(Q), cand.weight[Q], Minv, K).ravel()
+            flat = np.flatnonzero(delta > eps)
             if flat.size == 0:
                 break
-            flat = flat[np.argsort(-delta.ravel()[flat], kind="stable")]
+            flat = flat[np.argsort(-delta[flat], kind="stable")]
             if not exhaustive:
                 flat = flat[:10_000]
             move = None
+            checks = 0
             for f in flat.tolist():
                 qi, pi = divmod(f, S.size)
                 p, q = int(S[pi]), int(Q[qi])
                 if p == q:
                     continue
                 design.remove(p)
-                if design.fits(q):
+                if not design.fits(q):
+                    design.add(p)
+                    continue
+                zp, zq = Z(np.array([p]))[0], Z(np.array([q]))[0]
+                M_new = M + cand.weight[q] * np.outer(zq, zq) - cand.weight[p] * np.outer(zp, zp)
+                try:
+                    new_value = crit.value(M_new)
+                except ValueError:  # not positive definite: the closed form was wrong
+                    new_value = -np.inf
+                if new_value > value + eps:
                     design.add(q)
-                    move = (p, q, float(delta.ravel()[f]))
+                    move = (M_new, new_value)
                     break
                 design.add(p)
+                trusted = False
+                checks += 1
+                if checks >= max_checks:
+                    break
             if move is None:
                 break
-            p, q, gain_pq = move
-            zp, zq = Z(np.array([p]))[0], Z(np.array([q]))[0]
-            M = M + cand.weight[q] * np.outer(zq, zq) - cand.weight[p] * np.outer(zp, zp)
+            M, value = move
             stats.exchanges += 1
             improved_here = True
             if stats.exchanges % 100 == 0:
                 M = information_matrix(inst, design.counts)
+                value = crit.value(M)
             Minv = _inverse(M)
-            value += gain_pq
             ctx.progress(lambda: f"local search: {stats.exchanges} exchanges, f = {value:.10g}")
             # update the short lists: q may now be removed, p may take a label again
-            if not exhaustive:
-                S = np.unique(np.r_[S, q])
-                Q = np.unique(np.r_[Q, p])
-            S = S[design.counts[S] > cand.lower[S]]
-            Q = Q[design.counts[Q] < cand.upper[Q]]
             if exhaustive:
                 S = np.flatnonzero(design.counts > cand.lower)
                 Q = np.flatnonzero(design.counts < cand.upper)
+            else:
+                S = np.unique(np.r_[S, q])
+                Q = np.unique(np.r_[Q, p])
+                S = S[design.counts[S] > cand.lower[S]]
+                Q = Q[design.counts[Q] < cand.upper[Q]]
             if S.size == 0 or Q.size == 0:
                 break
         if stats.stopped_by_time or stats.exchanges >= max_exchanges:
             break
         if _can_add(design):  # an exchange to a cheaper pair freed budget
+            before = int(design.counts.sum())
             complete_greedily(ctx, design)
-            M = information_matrix(inst, design.counts)
-            Minv = _inverse(M)
-            value = crit.value(M)
-            continue
+            if int(design.counts.sum()) > before:
+                M = information_matrix(inst, design.counts)
+                Minv = _inverse(M)
+                value = crit.value(M)
+                continue
         if exhaustive:
-            stats.local_optimum = True
+            stats.local_optimum = trusted
             break
         if not improved_here:
             break

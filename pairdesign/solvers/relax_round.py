@@ -34,7 +34,7 @@ def _value(ctx: Context, design: DesignBuilder) -> float:
 LARGE = 200_000  # candidate pairs from which the relaxation is solved to 1e-4 by default
 
 
-def relax_for_bound(ctx: Context, tol: float | None) -> Relaxed:
+def relax_for_bound(ctx: Context, tol: float | None, start: np.ndarray | None = None) -> Relaxed:
     """The relaxation, solved within the time limit (its bound is valid however far it got).
 
     ``tol`` is its certified tolerance; None means 1e-6, or 1e-4 from ``LARGE`` candidate pairs
@@ -42,7 +42,7 @@ def relax_for_bound(ctx: Context, tol: float | None) -> Relaxed:
     halves the time)."""
     if tol is None:
         tol = 1e-4 if len(ctx.instance.candidates) >= LARGE else 1e-6
-    relaxed = solve_relaxation(ctx, tol=tol)
+    relaxed = solve_relaxation(ctx, tol=tol, start=start)
     ctx.say(f"relaxation: f = {relaxed.value:.10g}, certified bound {relaxed.bound:.10g} "
             f"({relaxed.termination.value})")
     return relaxed
@@ -108,7 +108,8 @@ class Round:
 
     def run(self, ctx: Context) -> Outcome:
         opts = ctx.options
-        relaxed = relax_for_bound(ctx, opts.relax_tol)
+        # with a time limit, the relaxation may take at most 60% of it: rounding needs the rest
+        relaxed = relax_for_bound(ctx.phase(opts, ctx.share_of_time_left(0.6)), opts.relax_tol)
         design = rounded_designs(ctx, relaxed.n, opts.draws)
         ctx.incumbent = design
         stopped = False
@@ -143,15 +144,21 @@ class LocalSearch:
 
     def run(self, ctx: Context) -> Outcome:
         opts = ctx.options
-        relaxed = relax_for_bound(ctx, opts.relax_tol)
+        relaxed = None
+        if opts.start == "round":
+            relaxed = relax_for_bound(ctx.phase(opts, ctx.share_of_time_left(0.5)), opts.relax_tol)
         design = self._start(ctx, relaxed)
         ctx.incumbent = design
         ctx.say(f"local-search: start ({opts.start}) f = {_value(ctx, design):.10g}")
-        stats = improve(ctx, design, shortlist=opts.shortlist, removals=opts.removals)
+        # with a time limit, keep a quarter of what is left for the relaxation's bound
+        stats = improve(ctx, design, shortlist=opts.shortlist, removals=opts.removals,
+                        deadline=ctx.share_of_time_left(0.75))
+        if relaxed is None:  # the bound, warm-started at the design found
+            relaxed = relax_for_bound(ctx, opts.relax_tol, start=design.counts.astype(np.float64))
         return _finish(ctx, design, relaxed, opts.tol, stats.stopped_by_time, "native", "local-search")
 
     @staticmethod
-    def _start(ctx: Context, relaxed: Relaxed) -> DesignBuilder:
+    def _start(ctx: Context, relaxed: Relaxed | None) -> DesignBuilder:
         opts = ctx.options
         if opts.start == "greedy":
             from .greedy import complete_greedily
@@ -160,6 +167,7 @@ class LocalSearch:
             complete_greedily(ctx, design)
             return design
         if opts.start == "round":
+            assert relaxed is not None
             return rounded_designs(ctx, relaxed.n, opts.draws)
         from ..design import load_design
         from ..errors import DesignError
