@@ -112,6 +112,8 @@ def test_fit_recovers_theta_star_as_labels_grow():
     DesignSpec("rs", "relax", sample=True),
     DesignSpec("rr", "relax"),
     DesignSpec("mse", "greedy-mse", "MSE", pilot="pilot"),
+    DesignSpec("mse-rounds", "greedy-mse", "MSE", pilot="rounds", rounds=3),
+    DesignSpec("L-rounds", "greedy", "L", pilot="rounds", rounds=2, weights="scores"),
     DesignSpec("fk", "first-k", options={"k": 4}, baseline=True),
     DesignSpec("bw", "best-vs-worst", baseline=True),
 ])

@@ -8,7 +8,10 @@ Bradley-Terry weights, and the pilot information the design may use:
 - ``pilot = "pilot"``: a noisy pilot theta (scores ``theta_pilot^T phi``) for the weights
   (``weights = "scores"``) and H (the covariance of ``pi_{theta_pilot}``);
 - ``pilot = "two-stage"``: a first stage of ``first_stage * B`` random labels, the DPO fit on them,
-  then the rest of the budget designed with those labels in M0 and the fitted theta as pilot.
+  then the rest of the budget designed with those labels in M0 and the fitted theta as pilot;
+- ``pilot = "rounds"``: ``rounds`` equal rounds of design, label, refit: the first round designed
+  without a pilot (criterion D, weights 1/4 when the spec's own criterion or weights need one),
+  every later round with all labels so far in M0 and the latest fit as pilot.
 
 Baselines that rank by score (best-vs-worst, ultrafeedback, margins) always see the pilot scores:
 the reward-model scores a team would use today.
@@ -30,7 +33,7 @@ from .world import Labeler, World, fit_policy
 
 log = logging.getLogger(__name__)
 
-PILOTS = ("none", "pilot", "two-stage")
+PILOTS = ("none", "pilot", "two-stage", "rounds")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class DesignSpec:
     pilot: str = "none"
     sample: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 3
     baseline: bool = False
 
     def __post_init__(self) -> None:
@@ -55,6 +59,8 @@ class DesignSpec:
             raise OptionError(f"design {self.name!r}: weights 'scores' need a pilot ('pilot' or 'two-stage')")
         if self.criterion.upper() not in ("D", "A", "L", "MSE"):
             raise OptionError(f"design {self.name!r}: unknown criterion {self.criterion!r}")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 2:
+            raise OptionError(f"design {self.name!r}: 'rounds' must be an integer >= 2")
         if self.sample and self.method != "relax":
             raise OptionError(f"design {self.name!r}: 'sample' applies to method 'relax' only")
 
@@ -119,9 +125,16 @@ def _design(world: World, instance: Instance, spec: DesignSpec, budget: int, H: 
             return full[0][:budget], full[1][:budget]
         return LOCAL_METHODS[spec.method](world, instance, spec, budget, H, pilot_theta, rng)
     criterion = spec.criterion.upper()
-    result = solve(instance, spec.method, criterion, budget=budget, seed=seed,
-                   options=dict(spec.options) or None, H=H if criterion == "L" else None)
-    return _chosen(instance, result.counts, budget, spec, rng)
+    # designs that differ only in how they use the same solve (relax: rounded or sampled) share it
+    key = ("solve", spec.method, criterion, spec.weights, spec.pilot, repr(sorted(spec.options.items())),
+           budget)
+    counts = None if cache is None or instance.labeled.shape[0] else cache.get(key)
+    if counts is None:
+        counts = solve(instance, spec.method, criterion, budget=budget, seed=seed,
+                       options=dict(spec.options) or None, H=H if criterion == "L" else None).counts
+        if cache is not None and not instance.labeled.shape[0]:
+            cache[key] = counts
+    return _chosen(instance, counts, budget, spec, rng)
 
 
 def run_design(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed: int,
@@ -140,6 +153,8 @@ def run_design(world: World, labeler: Labeler, spec: DesignSpec, budget: int, se
     elif spec.pilot == "pilot":
         instance = world.instance(budget, scores=world.scores(world.pilot), weights=spec.weights)
         j, k = _design(world, instance, spec, budget, world.policy_covariance(world.pilot), world.pilot, seed, cache)
+    elif spec.pilot == "rounds":
+        j, k = _rounds(world, labeler, spec, budget, seed)
     else:  # two-stage
         first = max(1, int(np.floor(s.first_stage * budget)))
         pool = world.instance(first)
@@ -158,6 +173,36 @@ def run_design(world: World, labeler: Labeler, spec: DesignSpec, budget: int, se
             j, k = j1, k1
     labels = labeler.label(j, k)
     return Labeled(j=j, k=k, labels=labels, theta=fit_policy(world, j, k, labels))
+
+
+def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    s = world.setting
+    sizes = np.diff(np.floor(np.linspace(0, budget, spec.rounds + 1)).astype(np.int64))
+    j = np.zeros(0, dtype=np.int64)
+    k = np.zeros(0, dtype=np.int64)
+    theta = None
+    for r, size in enumerate(sizes):
+        if size == 0:
+            continue
+        if theta is None:
+            first = spec
+            if spec.criterion.upper() == "MSE" or spec.weights == "scores" or spec.method in LOCAL_METHODS:
+                first = replace(spec, method="greedy" if spec.method in LOCAL_METHODS else spec.method,
+                                criterion="D", weights="uniform")
+            instance = world.instance(int(size))
+            H = world.policy_covariance(None)
+        else:
+            first = spec
+            instance = Instance.from_arrays(
+                world.train.features, world.train.prompt_index, budget=int(size),
+                scores=world.scores(theta), ridge=s.ridge, weights=spec.weights,
+                labeled=np.stack([j, k], axis=1), name=f"world-{s.name}-round{r + 1}")
+            H = world.policy_covariance(theta)
+        jr, kr = _design(world, instance, first, int(size), H, theta, seed + 7919 * r)
+        j, k = np.concatenate([j, jr]), np.concatenate([k, kr])
+        theta = fit_policy(world, j, k, labeler.label(j, k))
+    return j, k
 
 
 # ------------------------------------------------------------------------------ local methods
