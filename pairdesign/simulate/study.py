@@ -256,10 +256,11 @@ def _fmt(x: float) -> str:
     return "inf" if not np.isfinite(x) else f"{x:.2f}"
 
 
-def summary_table(savings: list[Savings], rows: list[dict[str, Any]], baselines: Iterable[str]) -> str:
+def summary_table(savings: list[Savings], rows: list[dict[str, Any]], baselines: Iterable[str],
+                  reference_gaps: dict[str, float] | None = None) -> str:
     """A markdown summary: per setting, each design's savings against the best baseline per
     budget (with the 95% bootstrap CI), the geometric-mean saving over budgets, and the median
-    gap of every design and baseline."""
+    gap of every design and baseline (and of the reference policy, ``reference_gaps``)."""
     out = io.StringIO()
     baselines = list(baselines)
     for setting in dict.fromkeys(s.setting for s in savings):
@@ -280,7 +281,10 @@ def summary_table(savings: list[Savings], rows: list[dict[str, Any]], baselines:
         out.write("\nBest baseline per budget (for the best design, "
                   f"{best.design}): " + ", ".join(f"B={b}: {n}" for b, n in zip(budgets, best.best_baseline)) + "\n\n")
         b_, _, curves = _median_curves(rows, setting)
-        out.write("Median gap over seeds:\n\n")
+        out.write("Median gap over seeds")
+        if reference_gaps and setting in reference_gaps:
+            out.write(f" (no labels at all, theta_hat = 0, pi_hat = pi_ref: {reference_gaps[setting]:.3g})")
+        out.write(":\n\n")
         out.write("| design | " + " | ".join(f"B={b}" for b in b_) + " |\n")
         out.write("|---|" + "---:|" * len(b_) + "\n")
         for name, arr in curves.items():
@@ -301,6 +305,13 @@ def savings_json(savings: list[Savings]) -> list[dict[str, Any]]:
              "censored": s.censored.tolist(), "best_baseline": s.best_baseline} for s in savings]
 
 
+def reference_gaps(config: StudyConfig) -> dict[str, float]:
+    """Per setting, the median over seeds of the gap of the reference policy (no labels):
+    ``beta mean_x KL(pi_ref || pi*)``; a fit worse than this has hurt the policy."""
+    return {s.name: float(np.median([make_world(s, seed).evaluate(np.zeros(s.dim))["gap"]
+                                     for seed in config.seeds])) for s in config.settings}
+
+
 def write_outputs(config: StudyConfig, rows: list[dict[str, Any]], out_dir: Path,
                   plot: bool = True) -> dict[str, Path]:
     """CSV (all runs), summary (markdown + JSON of the savings) and the PNG of the curves."""
@@ -310,14 +321,15 @@ def write_outputs(config: StudyConfig, rows: list[dict[str, Any]], out_dir: Path
     baselines = [b.name for b in config.baselines]
     write_csv(rows, paths["csv"])
     savings = compute_savings(rows, baselines, n_boot=config.bootstrap)
+    references = reference_gaps(config)
     with atomic_write(paths["summary"]) as handle:
         handle.write(f"# {config.name}: label savings\n\n")
-        handle.write(summary_table(savings, rows, baselines))
+        handle.write(summary_table(savings, rows, baselines, references))
     with atomic_write(paths["json"]) as handle:
         json.dump(savings_json(savings), handle, indent=1)
     if plot:
         from .plots import plot_curves
 
         paths["png"] = out_dir / f"{config.name}.png"
-        plot_curves(rows, baselines, paths["png"])
+        plot_curves(rows, baselines, paths["png"], reference_gaps=references)
     return paths
