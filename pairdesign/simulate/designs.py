@@ -217,8 +217,7 @@ def greedy_mse(world: World, instance: Instance, spec: DesignSpec, budget: int, 
         phi(M) = tr(H M^-1 (F + ridge^2 theta theta^T) M^-1)
                = tr(H M^-1) - ridge tr(H M^-2) + ridge^2 theta^T M^-1 H M^-1 theta,
 
-    with theta the pilot (without a pilot: ``E theta theta^T = (‖theta‖^2 / d) I`` at the world's
-    reward scale is not known to a user, so the pilot is required). Each step adds the pair that
+    with theta the pilot (required: the bias term needs a direction). Each step adds the pair that
     lowers phi most: with ``A = M^-1``, ``u = A z`` and ``c = w / (1 + w z^T u)`` the update
     ``A' = A - c u u^T`` gives every pair's phi in closed form.
     """
