@@ -1,5 +1,6 @@
-"""The ``pairdesign`` command: ``solve``, ``compare``, ``info``, ``export``, ``generate`` and the
-labeling pipeline (``import``, ``export --to``, ``labels``, ``next-round``).
+"""The ``pairdesign`` command: ``solve``, ``compare``, ``info``, ``export``, ``generate``,
+``simulate`` (the downstream study) and the labeling pipeline (``import``, ``export --to``,
+``labels``, ``next-round``).
 
 Errors a user can cause print one line (``pairdesign: error: ...``) and exit with status 2;
 outputs are written atomically, so a failed run leaves no partial file.
@@ -303,6 +304,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate.study import load_config, read_csv, run_study, write_outputs
+
+    config = load_config(args.config, seeds=args.seeds)
+    out_dir = Path(args.out_dir)
+    if not out_dir.is_dir():
+        raise PairdesignError(f"{out_dir}: the folder does not exist")
+    if not args.no_plot:
+        from .simulate.plots import _pyplot
+
+        _pyplot()  # fail before the runs when matplotlib is missing
+    solver_log = logging.getLogger("pairdesign.solvers")
+    level = solver_log.level
+    solver_log.setLevel(max(logging.WARNING, log.level))  # thousands of solves: keep their lines out
+    try:
+        rows = read_csv(args.from_csv) if args.from_csv else run_study(config)
+    finally:
+        solver_log.setLevel(level)
+    paths = write_outputs(config, rows, out_dir, plot=not args.no_plot)
+    for kind, path in paths.items():
+        print(f"wrote {path} ({kind})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .information import CRITERIA
     from .solvers.base import DEFAULT_METHOD, METHODS
@@ -441,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="instance name")
     p.add_argument("--out", required=True, help="instance file to write (.json or .npz)")
     p.set_defaults(run=cmd_generate)
+
+    p = sub.add_parser("simulate", help="run the downstream DPO study of a config (TOML or JSON)")
+    p.add_argument("config", help="study config (.toml or .json): settings, designs, baselines, budgets")
+    p.add_argument("--out-dir", default=".", help="folder for NAME.csv, NAME.png, NAME-summary.md")
+    p.add_argument("--seeds", type=int, help="override the number of seeds")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    p.add_argument("--from-csv", metavar="CSV", help="recompute summary and plot from a CSV of runs")
+    p.set_defaults(run=cmd_simulate)
     return parser
 
 

@@ -1,0 +1,45 @@
+"""The tables of benchmarks/RESULTS.md "Downstream study (issue 6)" from a study's CSV.
+
+    python benchmarks/downstream_tables.py benchmarks/figures/downstream.csv benchmarks/downstream.toml
+
+Prints, per setting, the savings (labels the baseline needs / labels the design used, at matched
+median gap; 95% bootstrap CI over seeds) of chosen designs against (a) the best of all baselines,
+picked per budget after the fact, and (b) random pairs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from pairdesign.simulate.study import compute_savings, load_config, read_csv, reference_gaps
+
+
+def cell(v: float, lo: float, hi: float, censored: bool) -> str:
+    hi_s = "inf" if not np.isfinite(hi) else f"{hi:.2f}"
+    return f"{'>' if censored else ''}{v:.2f} [{lo:.2f}, {hi_s}]"
+
+
+def main(csv_path: str, config_path: str, designs: list[str]) -> None:
+    config = load_config(config_path)
+    rows = read_csv(csv_path)
+    baselines = [b.name for b in config.baselines]
+    refs = reference_gaps(config)
+    for label, against in (("best baseline (per budget)", baselines), ("random pairs", ["random"])):
+        keep = [r for r in rows if r["design"] in designs or r["design"] in against]
+        sav = compute_savings(keep, against, n_boot=config.bootstrap)
+        print(f"\n#### Savings against {label}\n")
+        budgets = sav[0].budgets
+        print("| setting | design | " + " | ".join(f"{b / (budgets[0]):g}d" for b in budgets) + " |")
+        print("|---|---|" + "---:|" * len(budgets))
+        for s in sav:
+            print(f"| {s.setting} | {s.design} | "
+                  + " | ".join(cell(*x) for x in zip(s.savings, s.low, s.high, s.censored)) + " |")
+    print("\nReference-policy gap (no labels) per setting: "
+          + ", ".join(f"{k}: {v:.3g}" for k, v in refs.items()))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3].split(",") if len(sys.argv) > 3
+         else ["greedy-D", "relax-D-rounded", "greedy-L-pilot", "greedy-MSE-pilot"])
