@@ -65,8 +65,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         if args.method != "local-search":
             raise PairdesignError("--start belongs to --method local-search")
         options["start"] = args.start
-    result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
-                   time_limit=args.time_limit, seed=args.seed, options=options, certify=args.certify)
+    with _solve_display(args, args.time_limit):
+        result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
+                       time_limit=args.time_limit, seed=args.seed, options=options,
+                       certify=args.certify)
     result.save(out)
     print(result.summary())
     print(f"wrote {out}")
@@ -135,6 +137,27 @@ def _needs_texts(instance, path: str) -> None:
     if instance.completion_texts is None or instance.prompt_texts is None:
         raise PairdesignError(f"{path}: the instance carries no texts; tasks and datasets need them: "
                               "build it with `pairdesign import`")
+
+
+@contextlib.contextmanager
+def _solve_display(args: argparse.Namespace, time_limit: float | None) -> Iterator[None]:
+    """While solving at a terminal (and not --quiet / --verbose): the progress log as one bar
+    line instead of a scroll of lines. Elsewhere the log lines are printed as they come."""
+    handler = getattr(args, "log_handler", None)
+    if args.quiet or args.verbose or handler is None or not sys.stderr.isatty():
+        yield
+        return
+    from .progress import LogBar
+
+    bar = LogBar("solving", time_limit)
+    log.removeHandler(handler)
+    log.addHandler(bar)
+    try:
+        yield
+    finally:
+        log.removeHandler(bar)
+        bar.close()
+        log.addHandler(handler)
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -237,8 +260,10 @@ def cmd_next_round(args: argparse.Namespace) -> int:
     labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True)
                  for path in args.labels or []]
     budget = instance.budget if args.budget is None else args.budget
-    round_ = next_round(instance, labelsets, budget=budget, method=args.method, criterion=args.criterion,
-                        weights=args.weights, ridge=args.ridge, seed=args.seed, time_limit=args.time_limit)
+    with _solve_display(args, args.time_limit):
+        round_ = next_round(instance, labelsets, budget=budget, method=args.method,
+                            criterion=args.criterion, weights=args.weights, ridge=args.ridge,
+                            seed=args.seed, time_limit=args.time_limit)
     report = round_.report()
     fit = round_.fit
     se = fit.standard_errors
@@ -485,6 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(level)
+    args.log_handler = handler
     try:
         return args.run(args)
     except PairdesignError as exc:

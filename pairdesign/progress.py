@@ -7,6 +7,8 @@ does nothing (scripts, pipes, ``--quiet``). No dependency, no global state.
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sys
 import time
 from typing import TextIO
@@ -65,3 +67,54 @@ class Progress:
             self.stream.write("\r\033[K")
             self.stream.flush()
             self.active = False
+
+
+class LogBar(logging.Handler):
+    """The solver's progress log drawn as one bar line on a terminal (``pairdesign solve``).
+
+    Progress records (INFO) redraw ``label [####....] 45%  12.3 s  <latest message>``; the share
+    is the record's ``fraction`` (a method that knows it, e.g. labels placed / budget), else the
+    share of the time limit used, else the bar is left empty and only the message moves.
+    Warnings and errors are printed on their own lines. Inactive (and silent) unless the stream
+    is a terminal.
+    """
+
+    def __init__(self, label: str, time_limit: float | None = None, *, stream: TextIO | None = None,
+                 width: int = 24):
+        super().__init__(level=logging.INFO)
+        self.stream = sys.stderr if stream is None else stream
+        isatty = getattr(self.stream, "isatty", None)
+        self.active = bool(callable(isatty) and isatty())
+        self.label, self.time_limit, self.width = label, time_limit, width
+        self.start = time.perf_counter()
+        self.text = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.active:
+            return
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            self.stream.write("\r\033[K" + message + "\n")
+        else:
+            self.text = message.split("] ", 1)[-1]  # drop the "[  1.23s] " stamp: the bar has one
+        elapsed = time.perf_counter() - self.start
+        fraction = getattr(record, "fraction", None)
+        if fraction is None and self.time_limit:
+            fraction = elapsed / self.time_limit
+        if fraction is None:
+            bar, share = "." * self.width, "    "
+        else:
+            f = min(max(float(fraction), 0.0), 1.0)
+            bar = "#" * int(round(f * self.width)) + "." * (self.width - int(round(f * self.width)))
+            share = f"{f:4.0%}"
+        line = f"{self.label} [{bar}] {share} {elapsed:6.1f} s  {self.text}"
+        columns = shutil.get_terminal_size((100, 20)).columns
+        self.stream.write("\r\033[K" + line[: max(columns - 1, 20)])
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.active:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.active = False
+        super().close()

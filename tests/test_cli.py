@@ -1,5 +1,6 @@
 """The command line: solve, info, generate; clear errors, no tracebacks, no partial files."""
 
+import io
 import json
 import os
 import subprocess
@@ -195,3 +196,50 @@ def test_compare_with_only_a_fractional_method():
 
     rows = compare(pairdesign.load_instance(EXAMPLES / "small.json"), ["relax"])
     assert rows[0].efficiency == pytest.approx(1.0, abs=1e-5)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_solve_progress_bar_on_a_terminal_only():
+    import logging
+
+    from pairdesign.progress import LogBar
+
+    term = _Terminal()
+    bar = LogBar("solving", time_limit=10.0, stream=term)
+    logger = logging.getLogger("pairdesign.test_bar")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(bar)
+    try:
+        logger.info("[   1.00s] greedy: 5 labels", extra={"fraction": 0.5})
+        logger.warning("something to see")
+    finally:
+        logger.removeHandler(bar)
+        bar.close()
+    out = term.getvalue()
+    assert "solving [############............]  50%" in out and "greedy: 5 labels" in out
+    assert "something to see\n" in out and out.endswith("\r\033[K")
+    # not a terminal: nothing drawn
+    pipe = io.StringIO()
+    quiet = LogBar("solving", stream=pipe)
+    quiet.emit(logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None))
+    assert pipe.getvalue() == ""
+
+
+def test_progress_lines_carry_the_share_of_work_done(caplog):
+    import logging
+
+    from pairdesign.solvers.base import Context
+
+    inst = pairdesign.load_instance(EXAMPLES / "small.json")
+    ctx = Context(instance=inst, criterion=pairdesign.Criterion.make("D", inst), budget=4,
+                  time_limit=None, seed=0, options=None, logger=logging.getLogger("pairdesign.t"))
+    with caplog.at_level(logging.INFO, logger="pairdesign"):
+        ctx.progress(lambda: "halfway", every=0.0, fraction=lambda: 0.5)
+        ctx.say("no share known")
+    assert [(r.getMessage().split("] ")[1], r.fraction) for r in caplog.records] == [
+        ("halfway", 0.5), ("no share known", None)]
+    assert ctx.log[0].endswith("halfway")

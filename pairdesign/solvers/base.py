@@ -70,19 +70,22 @@ class Context:
     def out_of_time(self) -> bool:
         return self.time_limit is not None and self.elapsed() >= self.time_limit
 
-    def say(self, message: str) -> None:
-        """A progress line: logged at INFO and kept in the Result's log."""
+    def say(self, message: str, fraction: float | None = None) -> None:
+        """A progress line: logged at INFO (with the share of work done, if known, as the
+        record's ``fraction``) and kept in the Result's log."""
         line = f"[{self.elapsed():8.2f}s] {message}"
         self.log.append(line)
-        self.logger.info(line)
+        self.logger.info(line, extra={"fraction": fraction})
 
-    def progress(self, message: Callable[[], str], every: float = 1.0) -> None:
+    def progress(self, message: Callable[[], str], every: float = 1.0,
+                 fraction: Callable[[], float] | None = None) -> None:
         """A progress line, at most one per ``every`` seconds (long runs show progress; short
-        runs stay quiet). ``message`` is called only when the line is shown."""
+        runs stay quiet). ``message`` is called only when the line is shown; ``fraction``, where
+        a method knows it, is the share of the work done (a progress bar draws it)."""
         now = self.elapsed()
         if now - self._last_progress >= every:
             self._last_progress = now
-            self.say(message())
+            self.say(message(), fraction=None if fraction is None else fraction())
 
     def phase(self, options: Any = None, time_limit: float | None = None) -> "Context":
         """A context for one phase of a method: the same instance, clock, seed stream and log,

@@ -114,7 +114,8 @@ def _lazy(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
             if steps % tracker.refresh == 0:
                 forms.recompute(tracker.Minv)
             ctx.progress(lambda: f"greedy: {added} labels, {refreshes} refreshes of all gains, "
-                         f"working set {work.size}, f = {tracker.value():.6g}")
+                         f"working set {work.size}, f = {tracker.value():.6g}",
+                         fraction=lambda: design.spent / max(ctx.budget, 1e-12))
         if steps < 8 and size < cap:
             size = min(cap, 4 * size)
     return True
@@ -140,5 +141,6 @@ def _plain(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool
         design.add(p)
         tracker.add(z, float(cand.weight[p]))
         added += 1
-        ctx.progress(lambda: f"greedy: {added} labels, f = {tracker.value():.6g}")
+        ctx.progress(lambda: f"greedy: {added} labels, f = {tracker.value():.6g}",
+                     fraction=lambda: design.spent / max(ctx.budget, 1e-12))
     return True
