@@ -51,7 +51,6 @@ class OuterApproximation:
         max_iterations: int = 1000  # OA: master solves; B&B: nodes / 100
         solver: str = "highs"  # or "pyomo:NAME" for any MILP solver Pyomo knows (appsi_highs, ...)
         algorithm: str = "oa"  # "oa" (outer approximation) or "bnb" (branch and bound, relaxation bounds)
-        early: bool = True  # OA with highspy: stop a master at its first new improving point
 
         def check(self) -> None:
             if not (self.solver == "highs" or self.solver.startswith("pyomo")):
@@ -102,8 +101,7 @@ class OuterApproximation:
                 break
             time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
             with clock("master"):
-                state, points, master_bound = master.solve(best, best_value, time_left,
-                                                           target if opts.early else None)
+                state, points, master_bound = master.solve(best, best_value, time_left)
             if master_bound is not None:
                 upper = min(upper, master_bound)
             new = [n for n in points if n.tobytes() not in cut_at]
@@ -172,9 +170,8 @@ class _HighsMaster:
     ``kCallbackMipDefineLazyConstraints`` is declared and never called, and ``HighsCallbackDataIn``
     carries only an interrupt flag and a user solution), so the method is multi-tree. To keep it
     cheap, every integer solution HiGHS reports during a solve becomes a cut (several cuts per
-    round), and with ``early`` the solve is interrupted at the first solution that improves on
-    the incumbent in the master (eta above the incumbent's value) while its own cut would cut it
-    off (f(n) below eta): a master solved to the end is needed only to prove the bound."""
+    round). Interrupting a master at its first improving solution whose own cut would cut it off
+    was tried and measured: it never fired before the master's optimum, and changed nothing."""
 
     solver = "highspy"
 
@@ -196,19 +193,12 @@ class _HighsMaster:
         for key, value in MASTER_OPTIONS.items():
             h.setOptionValue(key, value)
         self._found: list[tuple[np.ndarray, float]] = []
-        self._early: tuple[float, float] | None = None  # (incumbent value, target) while early
         h.cbMipSolution.subscribe(self._on_solution)
 
     def _on_solution(self, event) -> None:
         sol = np.asarray(event.data_out.mip_solution)
         n, eta = np.round(sol[: self.P]), float(sol[self.P])
         self._found.append((n, eta))
-        if self._early is not None:
-            best_value, target = self._early
-            if eta > best_value + target:
-                value = self.crit.value(information_matrix(self.inst, n))
-                if value < eta - target:
-                    event.interrupt()
 
     def add_cut(self, n: np.ndarray) -> float:
         """eta - g^T n <= f(n_t) - g^T n_t; returns f(n_t)."""
@@ -220,10 +210,9 @@ class _HighsMaster:
                       np.r_[-g[nz], 1.0])
         return value
 
-    def solve(self, start: np.ndarray, start_value: float, time_left: float | None,
-              early_target: float | None = None):
-        """Returns (state, points, upper bound or None): state "optimal", "interrupted" or
-        "time_limit"; points: the integer solutions found (best first), to be cut."""
+    def solve(self, start: np.ndarray, start_value: float, time_left: float | None):
+        """Returns (state, points, upper bound or None): state "optimal" or "time_limit";
+        points: the integer solutions found (the optimum first), to be cut."""
         import highspy
 
         h = self.h
@@ -233,7 +222,6 @@ class _HighsMaster:
         sol.col_value = list(np.r_[start, start_value])
         h.setSolution(sol)
         self._found = []
-        self._early = None if early_target is None else (start_value, early_target)
         h.run()
         status = h.getModelStatus()
         info = h.getInfo()
@@ -242,8 +230,6 @@ class _HighsMaster:
         points = [n for n, _ in sorted(self._found, key=lambda item: -item[1])]
         if status == highspy.HighsModelStatus.kTimeLimit:
             return "time_limit", points, bound
-        if status == highspy.HighsModelStatus.kInterrupt:
-            return "interrupted", points, bound
         if status != highspy.HighsModelStatus.kOptimal:
             raise RuntimeError(f"HiGHS stopped on the master: {h.modelStatusToString(status)}")
         final = np.round(np.asarray(h.getSolution().col_value)[: self.P])
@@ -273,9 +259,8 @@ class _PyomoMaster:
 
         return add_cut(self.model, self.inst, self.crit, n)
 
-    def solve(self, start: np.ndarray, start_value: float, time_left: float | None,
-              early_target: float | None = None):
-        """As :meth:`_HighsMaster.solve`; solved to the end (``early_target`` is ignored), one point."""
+    def solve(self, start: np.ndarray, start_value: float, time_left: float | None):
+        """As :meth:`_HighsMaster.solve`, with one point: the master's optimum."""
         import pyomo.environ as pyo
         from pyomo.opt import TerminationCondition as TC
 
