@@ -58,18 +58,19 @@ def branch_and_bound(ctx: Context) -> Outcome:
             best, best_value = n, value
             ctx.incumbent = _Fixed(best)
 
-    def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None):
+    def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
+              tol: float = NODE_TOL):
         time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
         node_ctx = Context(instance=inst, criterion=crit, budget=ctx.budget, time_limit=time_left,
                            seed=None, options=None, logger=_SILENT)
         with clock("relaxation"):
-            return solve_relaxation(node_ctx, tol=NODE_TOL, start=start, lower=lo,
+            return solve_relaxation(node_ctx, tol=tol, start=start, lower=lo,
                                     upper=hi, stop_below=stop_below, max_iterations=500)
 
     # an open node: (-bound, tie-break, its bounds that differ from the root's {p: (lo, hi)}, its
     # relaxation, solved when the node was created)
     counter = itertools.count()
-    root = relax(lc.lower, lc.upper, None, None)
+    root = relax(lc.lower, lc.upper, None, None, tol=min(opts.tol, 1e-6))  # as tight as OA's first bound
     root_bound = root.bound
     heap: list = [(-root_bound, next(counter), {}, root)]
     pruned_max = -math.inf  # the largest bound of a node closed without an integer proof
