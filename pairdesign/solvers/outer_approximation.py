@@ -83,7 +83,7 @@ class OuterApproximation:
 
         master = (_HighsMaster(inst, crit, lc) if opts.solver == "highs"
                   else _PyomoMaster(inst, crit, ctx.budget, opts.solver.partition(":")[2] or "appsi_highs"))
-        with clock("cuts"):
+        with clock("cut_evaluation"):
             master.add_cut(relaxed.n)
             master.add_cut(best)
         cut_at = {best.tobytes()}
@@ -106,7 +106,7 @@ class OuterApproximation:
                 upper = min(upper, master_bound)
             new = [n for n in points if n.tobytes() not in cut_at]
             for n in new:
-                with clock("cuts"):
+                with clock("cut_evaluation"):
                     value = master.add_cut(n)
                 cut_at.add(n.tobytes())
                 cuts += 1
