@@ -9,9 +9,17 @@ loop adds the cut at each master solution and stops when the bounds meet within 
 (then the status is ``optimal``), or when time runs out (the incumbent, the bound and the gap are
 returned, status ``feasible``). The master starts with cuts at the relaxation's optimum (whose
 certified bound is also the first upper bound) and at the greedy design (the first incumbent, also
-given to HiGHS as a MIP start). With ``solver="highs"`` the master lives in one ``highspy.Highs`` object and cuts are added as
-rows (a multi-tree method); with ``solver="pyomo:NAME"`` it is the explicit Pyomo model of
-:mod:`pairdesign.formulations.integer`, solved by any MILP solver Pyomo knows.
+given to HiGHS as a MIP start). With ``solver="highs"`` the master lives in one ``highspy.Highs``
+object and cuts are added as rows, at every integer solution HiGHS reports; with
+``solver="pyomo:NAME"`` it is the explicit Pyomo model of :mod:`pairdesign.formulations.integer`,
+solved by any MILP solver Pyomo knows.
+
+Multi-tree only: HiGHS's callbacks (highspy 1.16: logging, simplex/IPM/MIP interrupt, MIP
+solution, improving solution, MIP logging, cut pool, user solution) read the search and may
+interrupt it or offer a primal solution, but none can add a row: ``kCallbackMipDefineLazyConstraints``
+is declared and never called by the MIP solver, and ``HighsCallbackDataIn`` holds only
+``user_interrupt`` and ``user_solution``. ``algorithm="bnb"`` selects the branch and bound with
+relaxation bounds of :mod:`pairdesign.solvers.branch_and_bound` instead.
 """
 
 from __future__ import annotations
@@ -60,6 +68,9 @@ class OuterApproximation:
                 raise OptionError(f"option 'algorithm' of method 'exact' must be 'oa' or 'bnb', "
                                   f"got {self.algorithm!r} (HiGHS offers no lazy-constraint "
                                   f"callback, so there is no single-tree variant)")
+            if self.algorithm == "bnb" and self.solver != "highs":
+                raise OptionError("option 'solver' of method 'exact' is for algorithm 'oa' (the "
+                                  "MILP master); branch and bound solves its own relaxations")
             check_stopping("exact", self.tol, self.max_iterations)
 
     def run(self, ctx: Context) -> Outcome:
