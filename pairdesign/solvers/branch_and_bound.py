@@ -101,15 +101,16 @@ def branch_and_bound(ctx: Context) -> Outcome:
         round_design(x)
         frac = np.abs(x - np.round(x))
         free = np.flatnonzero(hi > lo)
-        if free.size == 0:
-            continue  # a single design: rounded above
-        p = int(free[np.argmax(frac[free])])
-        if frac[p] <= _INTEGRAL:  # the relaxed design is integral: branch where it is largest
+        if free.size == 0 or frac.max(initial=0.0) <= _INTEGRAL:  # an integral relaxed design
             xi = np.round(x)
             value = crit.value(information_matrix(inst, xi)) if not _broken(lc, xi) else -math.inf
             if value > best_value:
                 best, best_value = xi, value
                 ctx.incumbent = _Fixed(best)
+        if free.size == 0:
+            continue  # the box holds one design, evaluated just above
+        p = int(free[np.argmax(frac[free])])
+        if frac[p] <= _INTEGRAL:  # the relaxed design is integral: branch where it is largest
             if node_bound <= best_value + allowed_gap(crit, best_value, inst.dim, opts.tol):
                 pruned_max = max(pruned_max, node_bound)
                 continue
