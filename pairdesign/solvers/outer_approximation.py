@@ -24,14 +24,13 @@ relaxation bounds of :mod:`pairdesign.solvers.branch_and_bound` instead.
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..constraints import DesignBuilder, linear_constraints
+from ..constraints import linear_constraints
 from ..errors import OptionError
 from ..information import gains, information_matrix
 from .base import Context, Outcome, check_stopping
