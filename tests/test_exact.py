@@ -178,3 +178,114 @@ def test_misocp_is_for_D_only():
     inst = pairdesign.load_instance("instances/small.json")
     with pytest.raises(OptionError, match="D criterion"):
         solve(inst, "misocp", "A")
+
+
+# --- branch and bound (exact --option algorithm=bnb) ---------------------------------------------
+
+KINDS = ["budget", "costs", "per-prompt", "per-completion", "repeats", "groups", "fixed-in"]
+
+
+def instance_with(seed: int, kind: str):
+    """A small random instance whose only constraints beyond the budget are of one kind."""
+    base = random_instance(seed, max_prompts=3, max_k=4, max_d=3, constraints=False)
+    cand = base.candidates
+    pairs = np.c_[cand.j, cand.k]
+    rng = np.random.default_rng(seed)
+    overrides = {
+        "budget": {},
+        "costs": {"pairs": pairs, "pair_costs": rng.choice([0.5, 1.0, 2.0], size=len(pairs))},
+        "per-prompt": {"max_pairs_per_prompt": int(rng.integers(0, 3))},
+        "per-completion": {"max_pairs_per_completion": int(rng.integers(1, 3))},
+        "repeats": {"max_labels_per_pair": 2},
+        "groups": {"groups": (pairdesign.Group("g0", np.array([0]), float(rng.integers(0, 3))),)},
+        "fixed-in": {"fixed_in": pairs[:1]},
+    }[kind]
+    return random_instance(seed, max_prompts=3, max_k=4, max_d=3, constraints=False, **overrides)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]), st.sampled_from(KINDS))
+def test_branch_and_bound_matches_brute_force(seed, criterion, kind):
+    inst = instance_with(seed, kind)
+    if np.prod(inst.candidates.upper + 1.0) > 4096:
+        return  # too many designs to enumerate
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return
+    crit = Criterion.make(criterion, inst)
+    result = solve(inst, "exact", criterion, time_limit=60, options={"algorithm": "bnb"})
+    best = brute_force(inst, crit)
+    check_feasible(inst, result.counts, inst.budget)
+    assert result.status is SolutionStatus.optimal and result.solver == "branch-and-bound"
+    scale = max(1.0, abs(best))
+    assert result.objective == pytest.approx(best, rel=1e-6, abs=1e-6)
+    assert result.bound >= best - 1e-7 * scale
+    assert result.gap <= 1e-5 * scale
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]), st.sampled_from(KINDS))
+def test_outer_approximation_matches_brute_force_for_each_constraint_kind(seed, criterion, kind):
+    inst = instance_with(seed, kind)
+    if np.prod(inst.candidates.upper + 1.0) > 4096:
+        return
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return
+    result = solve(inst, "exact", criterion, time_limit=60)
+    assert result.status is SolutionStatus.optimal
+    assert result.objective == pytest.approx(brute_force(inst, Criterion.make(criterion, inst)),
+                                             rel=1e-6, abs=1e-6)
+
+
+def test_branch_and_bound_time_limit_returns_incumbent_bound_and_gap():
+    inst = pairdesign.synthetic_instance(60, 5, 6, budget=12, seed=0, ridge=1e-3).instance
+    result = solve(inst, "exact", time_limit=0.5, options={"algorithm": "bnb"})
+    check_feasible(inst, result.counts, inst.budget)
+    assert result.termination is TerminationCondition.time_limit
+    assert result.status is SolutionStatus.feasible
+    relaxed = solve(inst, "relax", options={"tol": 1e-9})
+    assert result.bound is not None and result.bound >= result.objective
+    assert result.bound <= relaxed.objective - inst.dim * np.log1p(-1e-6) + 1e-9
+    assert result.gap > 0
+    assert any("branch and bound" in line for line in result.log)
+
+
+def test_branch_and_bound_agrees_with_outer_approximation_on_a_generated_instance():
+    inst = pairdesign.synthetic_instance(8, 4, 3, budget=6, seed=2).instance
+    oa = solve(inst, "exact")
+    bnb = solve(inst, "exact", options={"algorithm": "bnb"})
+    assert oa.status is bnb.status is SolutionStatus.optimal
+    assert bnb.objective == pytest.approx(oa.objective, rel=1e-9, abs=1e-9)
+
+
+def test_relaxation_with_bounds_respects_them_and_bounds_the_box():
+    from pairdesign.solvers.base import Context
+    from pairdesign.solvers.frank_wolfe import solve_relaxation
+    import logging
+
+    inst = pairdesign.synthetic_instance(8, 4, 3, budget=6, seed=2).instance
+    crit = Criterion.make("D", inst)
+    ctx = Context(instance=inst, criterion=crit, budget=inst.budget, time_limit=None, seed=0,
+                  options=None, logger=logging.getLogger("test"))
+    P = len(inst.candidates)
+    lower, upper = np.zeros(P), np.ones(P)
+    free = solve_relaxation(ctx, tol=1e-9)
+    top = int(np.argmax(free.n))
+    upper[top] = 0.0  # forbid the pair the free relaxation likes most
+    lower[int(np.argsort(free.n)[0])] = 1.0  # and force in the one it likes least
+    boxed = solve_relaxation(ctx, tol=1e-9, lower=lower, upper=upper)
+    assert np.all(boxed.n >= lower - 1e-12) and np.all(boxed.n <= upper + 1e-12)
+    assert boxed.bound <= free.bound + 1e-9
+    # every integer design in the box is below the box's bound
+    best = solve(inst, "exact").objective
+    assert boxed.bound >= boxed.value - 1e-12
+    assert free.bound >= best - 1e-9
+    # stop_below: the run stops as soon as the certificate is that low
+    first = solve_relaxation(ctx, tol=1e-12, max_iterations=1)
+    stopped = solve_relaxation(ctx, tol=1e-12, stop_below=first.bound)
+    assert stopped.termination is TerminationCondition.completed and stopped.iterations == 1
+    later = solve_relaxation(ctx, tol=1e-12, stop_below=0.5 * (first.bound + free.bound))
+    assert later.bound <= 0.5 * (first.bound + free.bound) and later.bound >= free.value - 1e-9

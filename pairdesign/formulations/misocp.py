@@ -56,8 +56,11 @@ def misocp_problem(instance: Instance, budget: float | None = None):
 
 
 def solve_misocp(instance: Instance, budget: float | None = None, solver: str = "SCIP",
-                 time_limit: float | None = None) -> tuple[np.ndarray, str, float | None]:
-    """Solve the MISOCP; returns (n, cvxpy status, the solver's optimum as log det, or None)."""
+                 time_limit: float | None = None, stats: dict | None = None
+                 ) -> tuple[np.ndarray, str, float | None]:
+    """Solve the MISOCP; returns (n, cvxpy status, the solver's optimum as log det, or None).
+    ``stats``, if given, receives the seconds cvxpy spent compiling and the solver's own
+    seconds and iteration count (cvxpy reports SCIP's LP iterations, not its nodes)."""
     import cvxpy as cp
 
     name = solver.upper()
@@ -72,6 +75,10 @@ def solve_misocp(instance: Instance, budget: float | None = None, solver: str = 
         problem.solve(solver=name, **kwargs)
     except cp.error.SolverError as exc:
         raise SolverError(f"{name} failed on the MISOCP: {exc}") from None
+    if stats is not None:
+        stats["compile"] = float(problem.compilation_time or 0.0)
+        stats["solver"] = float(problem.solver_stats.solve_time or 0.0)
+        stats["iterations"] = problem.solver_stats.num_iters
     if n.value is None:
         raise OptionError(f"{name} returned no design (status {problem.status})")
     optimum = None

@@ -23,6 +23,7 @@ generalised eigenvalues of the step) moves every coordinate at once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -350,11 +351,19 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
 
 
 def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 10_000,
-                     start: np.ndarray | None = None) -> Relaxed:
-    """Solve the CR to a certified tolerance (``allowed_gap``); see the module docstring."""
+                     start: np.ndarray | None = None, lower: np.ndarray | None = None,
+                     upper: np.ndarray | None = None, stop_below: float | None = None) -> Relaxed:
+    """Solve the CR to a certified tolerance (``allowed_gap``); see the module docstring.
+
+    ``lower`` / ``upper`` replace the per-pair bounds (a node of branch and bound: every pair
+    must keep ``A lower <= b``); ``stop_below`` stops the run as soon as the certified bound is
+    at most that value (termination ``completed``: the node can be pruned)."""
     inst, crit = ctx.instance, ctx.criterion
     cand = inst.candidates
     lc = linear_constraints(inst, ctx.budget)
+    if lower is not None or upper is not None:
+        lc = dataclasses.replace(lc, lower=lc.lower if lower is None else np.asarray(lower, np.float64),
+                                 upper=lc.upper if upper is None else np.asarray(upper, np.float64))
     A_csc = lc.A.tocsc()
     oracle = LinearOracle(inst, lc)
     M0 = information_matrix(inst, lc.lower)
@@ -381,6 +390,9 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
                      f"{newton_steps} Newton and {fw_steps} Frank-Wolfe steps", every=0.0 if iteration == 1 else 1.0)
         if gap <= target:
             termination = TerminationCondition.converged
+            break
+        if stop_below is not None and best_bound <= stop_below:
+            termination = TerminationCondition.completed
             break
         if ctx.out_of_time():
             termination = TerminationCondition.time_limit

@@ -30,7 +30,11 @@ class Misocp:
         if ctx.criterion.name != "D":
             raise OptionError("method 'misocp' is for the D criterion; use 'exact' for A and L")
         ctx.say(f"misocp: cvxpy with {ctx.options.solver}")
-        n, status, optimum = solve_misocp(ctx.instance, ctx.budget, ctx.options.solver, ctx.time_limit)
+        stats: dict = {}
+        n, status, optimum = solve_misocp(ctx.instance, ctx.budget, ctx.options.solver, ctx.time_limit,
+                                          stats)
+        ctx.say(f"misocp: stats: compile={stats.get('compile', 0.0):.3f}s "
+                f"solver={stats.get('solver', 0.0):.3f}s lp_iterations={stats.get('iterations')}")
         if violations(ctx.instance, n, ctx.budget):
             raise RuntimeError(f"{ctx.options.solver} returned a design outside the constraints")
         value = ctx.criterion.value(information_matrix(ctx.instance, n))

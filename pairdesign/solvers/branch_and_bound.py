@@ -1,0 +1,161 @@
+"""Exact designs by branch and bound with certified relaxation bounds (``exact``, ``algorithm=bnb``).
+
+A node is a box ``lo <= n <= hi`` inside the bounds of section 4. Its bound is the Frank-Wolfe
+certificate of the convex relaxation restricted to the box (:func:`solve_relaxation` with
+``lower``/``upper``), valid however loosely the relaxation was solved, and never above its
+parent's. The relaxation of a node stops as soon as its certificate falls to the incumbent plus
+the tolerance (the node is pruned), and is warm-started from the parent's relaxed design. Nodes
+are explored best-bound first; a node branches on its most fractional pair (``n_p <= floor(x_p)``
+and ``n_p >= floor(x_p) + 1``), and every node's relaxed design is rounded (largest weights first,
+:meth:`DesignBuilder.fill`) for incumbents, starting from the greedy design.
+
+The global upper bound is the largest bound among the open nodes and the nodes pruned so far;
+``optimal`` only when it is within the tolerance of the incumbent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+
+import numpy as np
+
+from ..constraints import DesignBuilder, linear_constraints
+from ..errors import InfeasibleError
+from ..information import information_matrix
+from .base import Context, Outcome
+from .frank_wolfe import allowed_gap, solve_relaxation
+from .outer_approximation import Timings, _Fixed, greedy_design
+from .result import SolutionStatus, TerminationCondition
+
+_INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
+NODE_TOL = 1e-4  # node relaxations: a looser bound only prunes later; it is valid all the same
+_SILENT = logging.getLogger("pairdesign.solvers.branch_and_bound.node")
+_SILENT.addHandler(logging.NullHandler())
+_SILENT.propagate = False
+
+
+def branch_and_bound(ctx: Context) -> Outcome:
+    inst, crit, opts = ctx.instance, ctx.criterion, ctx.options
+    lc = linear_constraints(inst, ctx.budget)
+    clock = Timings()
+    max_nodes = 100 * opts.max_iterations
+
+    with clock("greedy"):
+        best = greedy_design(ctx)
+    best_value = crit.value(information_matrix(inst, best))
+    ctx.incumbent = _Fixed(best)
+
+    def round_design(x: np.ndarray) -> None:
+        nonlocal best, best_value
+        builder = DesignBuilder(inst, ctx.budget)
+        builder.fill(np.argsort(-x, kind="stable"))
+        n = builder.counts.astype(np.float64)
+        value = crit.value(information_matrix(inst, n))
+        if value > best_value:
+            best, best_value = n, value
+            ctx.incumbent = _Fixed(best)
+
+    def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
+              tol: float = NODE_TOL):
+        time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
+        node_ctx = Context(instance=inst, criterion=crit, budget=ctx.budget, time_limit=time_left,
+                           seed=None, options=None, logger=_SILENT)
+        with clock("relaxation"):
+            return solve_relaxation(node_ctx, tol=tol, start=start, lower=lo,
+                                    upper=hi, stop_below=stop_below, max_iterations=500)
+
+    # an open node: (-bound, tie-break, its bounds that differ from the root's {p: (lo, hi)}, its
+    # relaxation, solved when the node was created)
+    counter = itertools.count()
+    root = relax(lc.lower, lc.upper, None, None, tol=min(opts.tol, 1e-6))  # as tight as OA's first bound
+    root_bound = root.bound
+    heap: list = [(-root_bound, next(counter), {}, root)]
+    pruned_max = -math.inf  # the largest bound of a node closed without an integer proof
+    nodes, termination = 0, TerminationCondition.iteration_limit
+    ctx.say(f"exact (branch and bound): root bound {root_bound:.10g}, greedy {best_value:.10g}")
+    while heap:
+        target = allowed_gap(crit, best_value, inst.dim, opts.tol)
+        bound = max(-heap[0][0], pruned_max)
+        ctx.progress(lambda: f"exact (branch and bound): {nodes} nodes, {len(heap)} open, incumbent "
+                     f"{best_value:.10g}, bound {bound:.10g}, gap {bound - best_value:.3g} "
+                     f"(target {target:.3g})")
+        if bound - best_value <= target:
+            termination = TerminationCondition.converged
+            break
+        if ctx.out_of_time():
+            termination = TerminationCondition.time_limit
+            break
+        if nodes >= max_nodes:
+            break
+        neg_bound, _, changes, relaxed = heapq.heappop(heap)
+        node_bound = -neg_bound
+        if node_bound <= best_value + target:  # the incumbent improved since it was queued
+            pruned_max = max(pruned_max, node_bound)
+            continue
+        nodes += 1
+        x = relaxed.n
+        lo, hi = _box(lc, changes)
+        round_design(x)
+        frac = np.abs(x - np.round(x))
+        free = np.flatnonzero(hi > lo)
+        if free.size == 0 or frac.max(initial=0.0) <= _INTEGRAL:  # an integral relaxed design
+            xi = np.round(x)
+            value = crit.value(information_matrix(inst, xi)) if not _broken(lc, xi) else -math.inf
+            if value > best_value:
+                best, best_value = xi, value
+                ctx.incumbent = _Fixed(best)
+        if free.size == 0:
+            continue  # the box holds one design, evaluated just above
+        p = int(free[np.argmax(frac[free])])
+        if frac[p] <= _INTEGRAL:  # the relaxed design is integral: branch where it is largest
+            if node_bound <= best_value + allowed_gap(crit, best_value, inst.dim, opts.tol):
+                pruned_max = max(pruned_max, node_bound)
+                continue
+            p = int(free[np.argmax(x[free] - lo[free])])
+            cut = x[p] - 1.0 if x[p] >= hi[p] else x[p]
+        else:
+            cut = math.floor(x[p])
+        for child_lo, child_hi in ((lo[p], cut), (cut + 1.0, hi[p])):
+            if child_hi < child_lo:
+                continue
+            child = dict(changes)
+            child[p] = (child_lo, child_hi)
+            clo, chi = _box(lc, child)
+            if np.any(lc.A @ clo > lc.b + 1e-9):
+                continue  # no design in this box
+            target = allowed_gap(crit, best_value, inst.dim, opts.tol)
+            try:
+                r = relax(clo, chi, np.clip(x, clo, chi), stop_below=best_value + target)
+            except InfeasibleError:
+                continue
+            child_bound = min(node_bound, r.bound)
+            if child_bound <= best_value + target:
+                pruned_max = max(pruned_max, child_bound)
+                continue
+            heapq.heappush(heap, (-child_bound, next(counter), child, r))
+    bound = max([-heap[0][0]] if heap else [], default=-math.inf)
+    bound = max(bound, pruned_max, best_value)
+    bound = min(bound, root_bound)
+    if not heap and termination is TerminationCondition.iteration_limit:
+        termination = TerminationCondition.converged
+    proven = bound - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
+    ctx.say(f"exact (branch and bound): {termination.value}: incumbent {best_value:.10g}, "
+            f"bound {bound:.10g}, {nodes} nodes, {len(heap)} open")
+    ctx.say(f"exact: stats: cuts=0 nodes={nodes} {clock.summary()}")
+    return Outcome(best.astype(np.int64), termination,
+                   SolutionStatus.optimal if proven else SolutionStatus.feasible,
+                   bound=bound, solver="branch-and-bound")
+
+
+def _box(lc, changes: dict) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = lc.lower.copy(), lc.upper.copy()
+    for p, (a, b) in changes.items():
+        lo[p], hi[p] = a, b
+    return lo, hi
+
+
+def _broken(lc, n: np.ndarray) -> bool:
+    return bool(np.any(lc.A @ n > lc.b + 1e-9) or np.any(n < lc.lower) or np.any(n > lc.upper))
