@@ -2,8 +2,8 @@
 
 1. ``round`` (relaxation, rounding, local search): a design with the relaxation's certified bound.
    If its gap is already within ``tol``, it is optimal and auto stops.
-2. If the instance has at most ``exact_pairs`` candidate pairs, outer approximation (method
-   ``exact``) runs for the rest of the time limit (``exact_time`` seconds when no limit is given);
+2. If the instance has at most ``exact_pairs`` candidate pairs, branch and bound (method
+   ``exact``, ``algorithm="bnb"``, started from the rounded design) runs for the rest of the time limit (``exact_time`` seconds when no limit is given);
    auto returns the better design of the two, the smaller bound, and ``optimal`` only when the
    bound is met within ``tol``.
 """
@@ -61,7 +61,10 @@ class Auto:
         deadline = ctx.time_limit if ctx.time_limit is not None else ctx.elapsed() + opts.exact_time
         ctx.say(f"auto: {P} candidate pairs: trying to prove optimality (exact) "
                 f"for up to {deadline - ctx.elapsed():.1f} s")
-        exact_ctx = ctx.phase(OuterApproximation.Options(tol=opts.tol), deadline)
+        # branch and bound: the faster exact algorithm on the benchmark (benchmarks/RESULTS.md),
+        # started from the rounded design
+        exact_ctx = ctx.phase(OuterApproximation.Options(tol=opts.tol, algorithm="bnb"), deadline)
+        exact_ctx.start = np.asarray(rounded.counts, dtype=np.int64)
         exact = OuterApproximation().run(exact_ctx)
 
         values = [crit.value(information_matrix(inst, o.counts)) for o in (rounded, exact)]
@@ -77,7 +80,8 @@ class Auto:
                 f"bound {bound:.10g}" + (" (optimal)" if proven else ""))
         return Outcome(np.asarray(best.counts, dtype=np.int64), termination,
                        SolutionStatus.optimal if proven else SolutionStatus.feasible, bound=bound,
-                       solver=f"{'exact' if best is exact else 'round'} ({best.solver})")
+                       solver=f"round + exact ({exact.solver}); design from "
+                              f"{'exact' if best is exact else 'round'}")
 
 
 def _solver(outcome: Outcome, phase: str) -> Outcome:

@@ -59,6 +59,7 @@ class Context:
     started: float = field(init=False, default_factory=time.perf_counter)
     log: list[str] = field(default_factory=list)
     incumbent: DesignBuilder | None = None
+    start: np.ndarray | None = None  # a feasible integer design from an earlier phase (auto)
     _last_progress: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:

@@ -157,8 +157,12 @@ class Timings:
 
 
 def greedy_design(ctx: Context) -> np.ndarray:
-    """The greedy design of the request (no time limit: greedy is fast), as floats."""
+    """The first incumbent, as floats: the design an earlier phase handed over (``ctx.start``,
+    e.g. auto's rounded design), else the greedy design (no time limit: greedy is fast)."""
     from .greedy import Greedy
+
+    if ctx.start is not None:
+        return np.asarray(ctx.start, dtype=np.float64).copy()
 
     greedy_ctx = Context(instance=ctx.instance, criterion=ctx.criterion, budget=ctx.budget,
                          time_limit=None, seed=ctx.seed, options=Greedy.Options(), logger=ctx.logger)
