@@ -55,18 +55,14 @@ class Progress:
             return
         self._drawn = now
         share = min(self.done / self.total, 1.0) if self.total > 0 else 0.0
-        filled = int(round(share * self.width))
-        bar = "#" * filled + "." * (self.width - filled)
+        bar = _bar(share, self.width)
         self.stream.write(f"\r{self.label} [{bar}] {share:4.0%}  {self.done:,.0f}/{self.total:,.0f}"
                           f"  {now - self.start:.1f} s")
         self.stream.flush()
 
     def close(self) -> None:
         """Erase the bar (the line is left clean for the next message)."""
-        if self.active:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.active = False
+        self.active = _erase(self.stream, self.active)
 
 
 class LogBar(logging.Handler):
@@ -102,19 +98,28 @@ class LogBar(logging.Handler):
         if fraction is None and self.time_limit:
             fraction = elapsed / self.time_limit
         if fraction is None:
-            bar, share = "." * self.width, "    "
+            bar, share = _bar(0.0, self.width), "    "
         else:
             f = min(max(float(fraction), 0.0), 1.0)
-            bar = "#" * int(round(f * self.width)) + "." * (self.width - int(round(f * self.width)))
-            share = f"{f:4.0%}"
+            bar, share = _bar(f, self.width), f"{f:4.0%}"
         line = f"{self.label} [{bar}] {share} {elapsed:6.1f} s  {self.text}"
         columns = shutil.get_terminal_size((100, 20)).columns
         self.stream.write("\r\033[K" + line[: max(columns - 1, 20)])
         self.stream.flush()
 
     def close(self) -> None:
-        if self.active:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.active = False
+        self.active = _erase(self.stream, self.active)
         super().close()
+
+
+def _bar(share: float, width: int) -> str:
+    filled = int(round(share * width))
+    return "#" * filled + "." * (width - filled)
+
+
+def _erase(stream: TextIO, active: bool) -> bool:
+    """Clear the bar's line if one is drawn; returns the new (inactive) state."""
+    if active:
+        stream.write("\r\033[K")
+        stream.flush()
+    return False
