@@ -289,3 +289,40 @@ def test_relaxation_with_bounds_respects_them_and_bounds_the_box():
     assert stopped.termination is TerminationCondition.completed and stopped.iterations == 1
     later = solve_relaxation(ctx, tol=1e-12, stop_below=0.5 * (first.bound + free.bound))
     assert later.bound <= 0.5 * (first.bound + free.bound) and later.bound >= free.value - 1e-9
+
+
+@pytest.mark.parametrize("seed, criterion", [(2325, "L"), (578, "A"), (616, "L"), (1168, "D")])
+def test_branch_and_bound_keeps_designs_at_an_integral_branching_pair(seed, criterion):
+    # regression: at an integral relaxed design the cut was taken at x_p = 0.999999999999 instead
+    # of 1, so one child box lost every design with n_p = 1 and "optimal" was claimed wrongly
+    inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
+    if np.prod(inst.candidates.upper + 1.0) > 4096:
+        pytest.skip("too many designs to enumerate")
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        pytest.skip("infeasible instance")
+    best = brute_force(inst, Criterion.make(criterion, inst))
+    for method, options in (("exact", {"algorithm": "bnb"}), ("auto", None)):
+        result = solve(inst, method, criterion, seed=0, options=options)
+        assert result.bound >= best - 1e-7 * max(1.0, abs(best))
+        if result.status is SolutionStatus.optimal:
+            assert result.objective == pytest.approx(best, rel=1e-6, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]))
+def test_branch_and_bound_matches_brute_force_with_every_constraint(seed, criterion):
+    inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)  # every kind at once, maybe
+    if np.prod(inst.candidates.upper + 1.0) > 4096:
+        return
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return
+    best = brute_force(inst, Criterion.make(criterion, inst))
+    result = solve(inst, "exact", criterion, time_limit=60, options={"algorithm": "bnb"})
+    check_feasible(inst, result.counts, inst.budget)
+    assert result.bound >= best - 1e-7 * max(1.0, abs(best))
+    assert result.status is SolutionStatus.optimal
+    assert result.objective == pytest.approx(best, rel=1e-6, abs=1e-6)

@@ -115,7 +115,8 @@ def branch_and_bound(ctx: Context) -> Outcome:
                 pruned_max = max(pruned_max, node_bound)
                 continue
             p = int(free[np.argmax(x[free] - lo[free])])
-            cut = x[p] - 1.0 if x[p] >= hi[p] else x[p]
+            xp = float(np.round(x[p]))  # x[p] is integral up to _INTEGRAL: cut at an integer,
+            cut = xp - 1.0 if xp >= hi[p] else xp  # or a child box would lose the designs at xp
         else:
             cut = math.floor(x[p])
         for child_lo, child_hi in ((lo[p], cut), (cut + 1.0, hi[p])):
