@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -121,16 +122,34 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _all_or_none(*paths: Path | None) -> Iterator[None]:
-    """Several outputs of one command: if writing any of them fails, the ones this command
-    created are removed again (each file is itself written atomically)."""
-    fresh = [p for p in paths if p is not None and not p.exists()]
+    """Several outputs of one command: if writing any of them fails, every output is as it was
+    before the command (new files removed, files that existed restored from a copy kept beside
+    them until the command succeeds; each file is itself written atomically)."""
+    import shutil
+    import tempfile
+
+    targets = list(dict.fromkeys(p for p in paths if p is not None))
+    backups: dict[Path, Path] = {}
     try:
+        for p in targets:
+            if p.exists():
+                fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".bak", dir=p.parent)
+                os.close(fd)
+                shutil.copy2(p, tmp)
+                backups[p] = Path(tmp)
         yield
     except BaseException:
-        for p in fresh:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+        for p in targets:
+            if p in backups:
+                os.replace(backups.pop(p), p)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
         raise
+    finally:
+        for tmp in backups.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def _needs_texts(instance, path: str) -> None:

@@ -577,6 +577,14 @@ def test_a_failed_second_output_removes_the_first(world, solved, tmp_path, capsy
                        "--instance-out", tmp_path / "after.npz")
     assert code == 1 and "No space left" in err
     assert sorted(os.listdir(tmp_path)) == listing
+    # outputs that existed before the command are restored, not left half-updated
+    old_dataset, old_instance = tmp_path / "dpo.jsonl", tmp_path / "after.npz"
+    old_dataset.write_text("OLD\n")
+    old_instance.write_bytes(b"OLD")
+    code, _, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", old_dataset,
+                       "--instance-out", old_instance)
+    assert code == 1 and old_dataset.read_text() == "OLD\n" and old_instance.read_bytes() == b"OLD"
+    assert sorted(os.listdir(tmp_path)) == sorted(listing + ["after.npz", "dpo.jsonl"])
 
 
 @settings(max_examples=30, deadline=None)
@@ -669,3 +677,19 @@ def test_the_benchmark_script_runs_on_a_small_world():
     assert proc.returncode == 0, proc.stderr
     assert "| import (PCA 96 -> 16) |" in proc.stdout
     assert "| round trip (all steps) |" in proc.stdout and "fit on 100 labels" in proc.stdout
+
+
+def test_labels_of_a_pair_labeled_before_add_to_its_row():
+    from pairdesign.pipeline.labels import Label, LabelSet, apply_labels
+
+    inst = pairdesign.synthetic_instance(3, 4, 3, budget=4, seed=0).instance
+    first = LabelSet(source="l1.jsonl", design="d1", labels=(
+        Label("l1:1", 0, 1, 1.0), Label("l1:2", 0, 1, 0.5), Label("l1:3", 4, 5, 0.0)), records=3, unlabeled=0)
+    second = LabelSet(source="l2.jsonl", design="d2", labels=(
+        Label("l2:1", 1, 0, 1.0), Label("l2:2", 2, 3, 1.0)), records=2, unlabeled=0)
+    after = apply_labels(apply_labels(inst, first), second)
+    rows = {tuple(r): (int(c), float(w)) for r, c, w in
+            zip(after.labeled.tolist(), after.labeled_counts, after.labeled_wins)}
+    # (0, 1): 3 labels; completion 0 won 1 + 0.5 (tie) + 0 (the second file's vote went to 1)
+    assert rows == {(0, 1): (3, 1.5), (4, 5): (1, 0.0), (2, 3): (1, 1.0)}
+    assert len(after.rounds) == 2 and len(after.candidates) == len(inst.candidates) - 3

@@ -231,10 +231,21 @@ def apply_labels(instance: Instance, labelset: LabelSet) -> Instance:
         entry[2] += 1
         entry[3] += lab.outcome if entry[0] == lab.row_a else 1.0 - lab.outcome
     old = instance.labeled.shape[0]
-    new = np.asarray([[e[0], e[1]] for e in pairs.values()], dtype=np.int64).reshape(-1, 2)
     counts_old = (np.ones(old, dtype=np.int64) if instance.labeled_counts is None
-                  else instance.labeled_counts)
-    wins_old = np.full(old, math.nan) if instance.labeled_wins is None else instance.labeled_wins
+                  else instance.labeled_counts.copy())
+    wins_old = (np.full(old, math.nan) if instance.labeled_wins is None
+                else instance.labeled_wins.astype(np.float64).copy())
+    # a pair labeled before (e.g. by another design of the same round) adds to its row
+    if old:
+        existing = {int(key): r for r, key in enumerate(
+            _pair_keys(instance.labeled[:, 0], instance.labeled[:, 1], N))}
+        for key in [k for k in pairs if k in existing]:
+            a, _, count, wins = pairs.pop(key)
+            r = existing[key]
+            counts_old[r] += int(count)
+            same = int(instance.labeled[r, 0]) == a
+            wins_old[r] += wins if same else count - wins  # NaN (unknown) stays NaN
+    new = np.asarray([[e[0], e[1]] for e in pairs.values()], dtype=np.int64).reshape(-1, 2)
     fixed_in = instance.fixed_in
     if fixed_in.shape[0] and new.shape[0]:
         keep = ~np.isin(_pair_keys(fixed_in[:, 0], fixed_in[:, 1], N), _pair_keys(new[:, 0], new[:, 1], N))
