@@ -693,3 +693,17 @@ def test_labels_of_a_pair_labeled_before_add_to_its_row():
     # (0, 1): 3 labels; completion 0 won 1 + 0.5 (tie) + 0 (the second file's vote went to 1)
     assert rows == {(0, 1): (3, 1.5), (4, 5): (1, 0.0), (2, 3): (1, 1.0)}
     assert len(after.rounds) == 2 and len(after.candidates) == len(inst.candidates) - 3
+
+
+def test_votes_from_a_ranking_and_from_results_with_other_controls():
+    from pairdesign.pipeline.labels import _votes
+
+    def fail(message, where):
+        raise AssertionError(message)
+
+    ranking = [{"value": "response2", "rank": 1}, {"value": "response1", "rank": 2}]
+    assert _votes(ranking, "line 1", fail) == ["response2"]
+    assert _votes([{"value": "response1", "rank": 1}, {"value": "response2", "rank": 1}], "l", fail) == ["tie"]
+    studio = {"result": [{"type": "textarea", "from_name": "comment", "value": {"text": ["ok"]}},
+                         {"type": "pairwise", "from_name": "pw", "value": {"selected": "left"}}]}
+    assert _votes(studio, "item 1", fail) == ["left"]

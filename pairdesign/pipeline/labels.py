@@ -72,6 +72,19 @@ def _votes(value: Any, where: str, fail) -> list[str]:
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return [str(value)]
     if isinstance(value, list):
+        ranked = [item for item in value if isinstance(item, dict) and "rank" in item and "value" in item]
+        if ranked and len(ranked) == len(value):  # a ranking answer (Argilla): one vote, rank 1 wins
+            try:
+                ranks = [float(item["rank"]) for item in ranked]
+            except (TypeError, ValueError):
+                fail(f"cannot read a ranking from {json.dumps(value)[:80]}", where)
+                return []
+            top = [str(item["value"]) for item, r in zip(ranked, ranks) if r == min(ranks)]
+            return top if len(top) == 1 else ["tie"]
+        # Label Studio results may hold other controls (a comment box, a rating): only the
+        # pairwise / choices results are votes
+        value = [item for item in value if not (isinstance(item, dict) and "type" in item
+                                                and item["type"] not in ("pairwise", "choices"))]
         return [v for item in value for v in _votes(item, where, fail)]
     if isinstance(value, dict):
         if value.get("was_cancelled") or value.get("status") in ("discarded", "draft"):
