@@ -369,8 +369,8 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
     M0 = information_matrix(inst, lc.lower)
     if start is None:
         x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit))[0])
-    else:
-        x = np.asarray(start, dtype=np.float64).copy()
+    else:  # pulled into the polytope: a parent's design clipped to a child's box may break a row
+        x = shrink_into(lc, np.asarray(start, dtype=np.float64))
     best_bound = math.inf
     value = -math.inf
     exchanges_total, fw_steps, newton_steps = 0, 0, 0
