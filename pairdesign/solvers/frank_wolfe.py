@@ -283,6 +283,7 @@ def _best_step(instance: Instance, crit: Criterion, direction: np.ndarray, M: np
 
 
 NEWTON_MAX_PAIRS = 1500  # a dense |S| x |S| Hessian for HiGHS's QP solver
+CLARABEL_MAX_PAIRS = 300  # the interior-point fallback when HiGHS's QP solver cycles
 
 
 def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints, work: np.ndarray,
@@ -343,11 +344,34 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
     h.setOptionValue("primal_feasibility_tolerance", 1e-10)
     h.passModel(model)
     h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        step = np.asarray(h.getSolution().col_value)
+    elif work.size <= CLARABEL_MAX_PAIRS:  # HiGHS cycled or stopped: the same QP by Clarabel
+        step = _qp_by_clarabel(g, Hneg, A_S, np.maximum(slack, 0.0), lp.col_lower_, lp.col_upper_)
+        if step is None:
+            return None
+    else:
         return None
     direction = np.zeros(x.shape[0])
-    direction[work] = np.clip(np.asarray(h.getSolution().col_value), lp.col_lower_, lp.col_upper_)
+    direction[work] = np.clip(step, lp.col_lower_, lp.col_upper_)
     return direction
+
+
+def _qp_by_clarabel(g: np.ndarray, Hneg: np.ndarray, A_S, room: np.ndarray, lo: np.ndarray,
+                    hi: np.ndarray) -> np.ndarray | None:
+    """minimise -g^T d + 1/2 d^T Hneg d  s.t.  A_S d <= room, lo <= d <= hi (Hneg PSD), or None."""
+    import cvxpy as cp
+
+    d = cp.Variable(g.size)
+    problem = cp.Problem(cp.Minimize(-g @ d + 0.5 * cp.quad_form(d, cp.psd_wrap(Hneg))),
+                         [A_S @ d <= room, d >= lo, d <= hi])
+    try:
+        problem.solve(solver="CLARABEL")
+    except cp.error.SolverError:
+        return None
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or d.value is None:
+        return None
+    return np.asarray(d.value, dtype=np.float64)
 
 
 def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 10_000,
