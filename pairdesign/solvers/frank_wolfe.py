@@ -299,6 +299,15 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
     import scipy.sparse as sp
 
     cand = instance.candidates
+    # pairs at their lower bound in a full row cannot move (A >= 0): leave them out, or their
+    # (often huge) gains would set the QP's scale and drown the gains of the pairs that can
+    slack = lc.b - lc.A @ x
+    full_rows = np.flatnonzero(slack <= 1e-12 * max(1.0, float(np.abs(lc.b).max(initial=1.0))))
+    if full_rows.size:
+        in_full = np.asarray(lc.A[full_rows][:, work].sum(axis=0)).ravel() > 0
+        work = work[~(in_full & (x[work] <= lc.lower[work] + 1e-15))]
+    if work.size == 0:
+        return None
     phi = centered_features(instance)
     Z = phi[cand.j[work]] - phi[cand.k[work]]
     w = cand.weight[work]
@@ -318,7 +327,6 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
     if not scale > 0:
         return None
     g, Hneg = g / scale, Hneg / scale  # the same minimiser, numbers HiGHS handles well
-    slack = lc.b - lc.A @ x
     A_S = lc.A[:, work].tocsc()
     inf = highspy.kHighsInf
     lp = highspy.HighsLp()
