@@ -53,7 +53,8 @@ def solve(
     Parameters
     ----------
     instance : the problem (:func:`pairdesign.load_instance` or :meth:`Instance.from_arrays`).
-    method : one of :data:`pairdesign.METHODS` (``"greedy"`` by default, or a baseline).
+    method : one of :data:`pairdesign.METHODS` (``"auto"`` by default: round, then a proof where
+        the instance is small; ``"greedy"``, ``"exact"``, the baselines, ...).
     criterion : ``"D"`` (log det M, default), ``"A"`` (-tr M^-1), ``"L"`` (-tr H M^-1), or a
         :class:`Criterion`.
     budget : overrides the instance's budget B (``sum_p c_p n_p <= B``).
