@@ -12,6 +12,17 @@ from pairdesign import Criterion, InfeasibleError, SolutionStatus, TerminationCo
 from pairdesign.constraints import violations
 
 
+def enumerable(inst) -> bool:
+    """Small enough for brute force (at most 4096 designs) and with a feasible design."""
+    if np.prod(inst.candidates.upper + 1.0) > 4096:
+        return False
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return False
+    return True
+
+
 def brute_force(inst, crit, budget=None):
     cand = inst.candidates
     best = -np.inf
@@ -27,12 +38,8 @@ def brute_force(inst, crit, budget=None):
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]))
 def test_exact_matches_brute_force(seed, criterion):
     inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
-    if np.prod(inst.candidates.upper + 1.0) > 4096:
-        return  # too many designs to enumerate
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
-        return
+    if not enumerable(inst):
+        return  # too many designs to enumerate, or none is feasible
     crit = Criterion.make(criterion, inst)
     result = solve(inst, "exact", criterion, time_limit=60)
     best = brute_force(inst, crit)
@@ -207,12 +214,8 @@ def instance_with(seed: int, kind: str):
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]), st.sampled_from(KINDS))
 def test_branch_and_bound_matches_brute_force(seed, criterion, kind):
     inst = instance_with(seed, kind)
-    if np.prod(inst.candidates.upper + 1.0) > 4096:
-        return  # too many designs to enumerate
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
-        return
+    if not enumerable(inst):
+        return  # too many designs to enumerate, or none is feasible
     crit = Criterion.make(criterion, inst)
     result = solve(inst, "exact", criterion, time_limit=60, options={"algorithm": "bnb"})
     best = brute_force(inst, crit)
@@ -228,12 +231,8 @@ def test_branch_and_bound_matches_brute_force(seed, criterion, kind):
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]), st.sampled_from(KINDS))
 def test_outer_approximation_matches_brute_force_for_each_constraint_kind(seed, criterion, kind):
     inst = instance_with(seed, kind)
-    if np.prod(inst.candidates.upper + 1.0) > 4096:
-        return
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
-        return
+    if not enumerable(inst):
+        return  # too many designs to enumerate, or none is feasible
     result = solve(inst, "exact", criterion, time_limit=60)
     assert result.status is SolutionStatus.optimal
     assert result.objective == pytest.approx(brute_force(inst, Criterion.make(criterion, inst)),
@@ -296,12 +295,7 @@ def test_branch_and_bound_keeps_designs_at_an_integral_branching_pair(seed, crit
     # regression: at an integral relaxed design the cut was taken at x_p = 0.999999999999 instead
     # of 1, so one child box lost every design with n_p = 1 and "optimal" was claimed wrongly
     inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
-    if np.prod(inst.candidates.upper + 1.0) > 4096:
-        pytest.skip("too many designs to enumerate")
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
-        pytest.skip("infeasible instance")
+    assert enumerable(inst)  # the regression seeds are small and feasible
     best = brute_force(inst, Criterion.make(criterion, inst))
     for method, options in (("exact", {"algorithm": "bnb"}), ("auto", None)):
         result = solve(inst, method, criterion, seed=0, options=options)
@@ -314,12 +308,8 @@ def test_branch_and_bound_keeps_designs_at_an_integral_branching_pair(seed, crit
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]))
 def test_branch_and_bound_matches_brute_force_with_every_constraint(seed, criterion):
     inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)  # every kind at once, maybe
-    if np.prod(inst.candidates.upper + 1.0) > 4096:
-        return
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
-        return
+    if not enumerable(inst):
+        return  # too many designs to enumerate, or none is feasible
     best = brute_force(inst, Criterion.make(criterion, inst))
     result = solve(inst, "exact", criterion, time_limit=60, options={"algorithm": "bnb"})
     check_feasible(inst, result.counts, inst.budget)
