@@ -1,6 +1,7 @@
 """Exact designs (issue 4): time to proven optimality against instance size, methods side by side.
 
     OPENBLAS_NUM_THREADS=1 nice python benchmarks/exact.py [--time-limit 60] [--quick]
+                                     [--sizes PROMPTSxDxB ...] [--methods NAME ...]
 
 Generated instances (``pairdesign.synthetic_instance``: K = 5 completions per prompt, so P = 10
 pairs per prompt; ridge 1e-6; seed 0; criterion D); for each instance, one run of every method
@@ -55,17 +56,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="three small instances")
+    parser.add_argument("--sizes", nargs="+", metavar="PROMPTSxDxB",
+                        help="instances to run instead, e.g. 20x8x8 (P = 10 x prompts)")
+    parser.add_argument("--methods", nargs="+", choices=[name for name, _, _ in METHODS],
+                        help="a subset of the methods (the speed-up needs MISOCP-SCIP)")
     args = parser.parse_args()
+    methods = [m for m in METHODS if args.methods is None or m[0] in args.methods]
+    sizes = ([tuple(int(v) for v in s.split("x")) for s in args.sizes] if args.sizes
+             else QUICK if args.quick else SIZES)
     limit = args.time_limit
     print(f"| P | d | B | method | status | seconds | gap | cuts | nodes | time went to |")
     print("| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |")
     speedups: dict[str, list[float]] = {name: [] for name, _, _ in METHODS[:-1]}
-    proven_sizes: dict[str, list[tuple[int, int, int, float]]] = {name: [] for name, _, _ in METHODS}
-    for n, d, B in (QUICK if args.quick else SIZES):
+    proven_sizes: dict[str, list[tuple[int, int, int, float]]] = {name: [] for name, _, _ in methods}
+    for n, d, B in sizes:
         inst = pairdesign.synthetic_instance(n, 5, d, budget=B, seed=0).instance
         P = len(inst.candidates)
         seconds: dict[str, float] = {}
-        for name, method, options in METHODS:
+        for name, method, options in methods:
             start = time.perf_counter()
             try:
                 r = pairdesign.solve(inst, method, time_limit=limit, options=options)
@@ -87,9 +95,10 @@ def main() -> None:
             gap = "-" if r.gap is None else f"{r.gap:.2g}"
             print(f"| {P} | {d} | {B} | {name} | {r.status.value} | {took:.2f} | {gap} | {cuts} | "
                   f"{nodes} | {went} |", flush=True)
-        if any(s < limit for s in seconds.values()):
+        if "MISOCP-SCIP" in seconds and any(s < limit for s in seconds.values()):
             for name in speedups:
-                speedups[name].append(seconds["MISOCP-SCIP"] / seconds[name])
+                if name in seconds:
+                    speedups[name].append(seconds["MISOCP-SCIP"] / seconds[name])
     print()
     print(f"Median speed-up over MISOCP-SCIP (instances at least one method proved; a run that did "
           f"not prove optimality counted as {limit:g} s):")

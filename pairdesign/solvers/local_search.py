@@ -25,10 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 
 from ..constraints import DesignBuilder
-from ..information import centered_features, information_matrix, marginal_gains
+from ..information import _inverse, centered_features, information_matrix, marginal_gains
 from .base import Context
 
 
@@ -38,12 +37,6 @@ class SearchStats:
     rescreens: int = 0
     local_optimum: bool = False  # proven 1-exchange local optimum (exhaustive grid)
     stopped_by_time: bool = False
-
-
-def _inverse(M: np.ndarray) -> np.ndarray:
-    chol = sla.cho_factor(M, lower=True)
-    Minv = sla.cho_solve(chol, np.eye(M.shape[0]))
-    return 0.5 * (Minv + Minv.T)
 
 
 def _can_add(design: DesignBuilder) -> bool:
