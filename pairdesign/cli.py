@@ -364,12 +364,38 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     solver_log.setLevel(max(logging.WARNING, log.level))  # thousands of solves: keep their lines out
     try:
         rows = read_csv(args.from_csv) if args.from_csv else run_study(config)
+        ceiling = None
+        if args.ceiling:
+            from .simulate.ceiling import run_ceiling
+
+            ceiling = run_ceiling(config)
     finally:
         solver_log.setLevel(level)
     paths = write_outputs(config, rows, out_dir, plot=not args.no_plot)
+    if ceiling is not None:
+        paths.update(_write_ceiling(config, ceiling, out_dir))
     for kind, path in paths.items():
         print(f"wrote {path} ({kind})")
     return 0
+
+
+def _write_ceiling(config, rows: list[dict], out_dir: Path) -> dict[str, Path]:
+    """``--ceiling``: NAME-ceiling.csv (every world) and NAME-ceiling.md (the table)."""
+    import csv
+
+    from ._atomic import atomic_write
+    from .simulate.ceiling import CEILING_COLUMNS, ceiling_table
+
+    paths = {"ceiling csv": out_dir / f"{config.name}-ceiling.csv",
+             "ceiling table": out_dir / f"{config.name}-ceiling.md"}
+    with atomic_write(paths["ceiling csv"], newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CEILING_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with atomic_write(paths["ceiling table"]) as handle:
+        handle.write(f"# {config.name}: savings ceiling\n\n")
+        handle.write(ceiling_table(rows, {s.name: s.dim for s in config.settings}))
+    return paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -517,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="override the number of seeds")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     p.add_argument("--from-csv", metavar="CSV", help="recompute summary and plot from a CSV of runs")
+    p.add_argument("--ceiling", action="store_true",
+                   help="also write NAME-ceiling.csv/.md: the most labels any design could save against "
+                        "the best baseline (certified, first-order model; one relaxation per budget and seed)")
     p.set_defaults(run=cmd_simulate)
     return parser
 
