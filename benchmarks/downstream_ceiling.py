@@ -43,6 +43,8 @@ def _measured(path: str | None) -> dict:
 
 def _cell(values: list[float], cap: float) -> str:
     v = np.asarray(values)
+    if np.isnan(v).any():
+        return f"n/a ({int(np.isnan(v).sum())} singular)"
     med = float(np.median(v))
     if not np.isfinite(med):
         return f">{cap:.2f}"

@@ -9,6 +9,7 @@ outputs are written atomically, so a failed run leaves no partial file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import contextlib
 import json
 import logging
@@ -364,18 +365,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     solver_log.setLevel(max(logging.WARNING, log.level))  # thousands of solves: keep their lines out
     try:
         rows = read_csv(args.from_csv) if args.from_csv else run_study(config)
-        ceiling = None
-        if args.ceiling:
+        paths = write_outputs(config, rows, out_dir, plot=not args.no_plot)
+        for kind, path in paths.items():
+            print(f"wrote {path} ({kind})")
+        if args.ceiling is not None:
             from .simulate.ceiling import run_ceiling
 
-            ceiling = run_ceiling(config)
+            if args.ceiling > 0:
+                config = dataclasses.replace(config, seeds=config.seeds[:args.ceiling])
+            for kind, path in _write_ceiling(config, run_ceiling(config), out_dir).items():
+                print(f"wrote {path} ({kind})")
     finally:
         solver_log.setLevel(level)
-    paths = write_outputs(config, rows, out_dir, plot=not args.no_plot)
-    if ceiling is not None:
-        paths.update(_write_ceiling(config, ceiling, out_dir))
-    for kind, path in paths.items():
-        print(f"wrote {path} ({kind})")
     return 0
 
 
@@ -543,9 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="override the number of seeds")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     p.add_argument("--from-csv", metavar="CSV", help="recompute summary and plot from a CSV of runs")
-    p.add_argument("--ceiling", action="store_true",
-                   help="also write NAME-ceiling.csv/.md: the most labels any design could save against "
-                        "the best baseline (certified, first-order model; one relaxation per budget and seed)")
+    p.add_argument("--ceiling", nargs="?", type=int, const=0, metavar="SEEDS",
+                   help="then write NAME-ceiling.csv/.md: the most labels any design could save against the "
+                        "best baseline (certified, first-order model; a relaxation per budget and seed), on "
+                        "the first SEEDS seeds (default: all)")
     p.set_defaults(run=cmd_simulate)
     return parser
 

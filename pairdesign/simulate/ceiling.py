@@ -103,7 +103,8 @@ class Ceiling:
 
     ``any_design`` uses the certified bound U(B) (no design can save more, in the V model);
     ``oracle`` the V of round's design with theta* known; ``designs`` the V of each given design.
-    ``inf``: no baseline reaches that V within the largest baseline budget."""
+    ``inf``: no baseline reaches that V within the largest baseline budget; ``nan``: the design's
+    own F is singular (too few labels for V)."""
 
     budgets: np.ndarray
     any_design: np.ndarray
@@ -129,7 +130,16 @@ def savings_ceiling(world: World, labeler: Labeler, budgets: Sequence[int], base
                                       for B in grid])
 
     def needs(value: float) -> tuple[float, str]:
-        out = {name: labels_to_reach(grid, v, value) for name, v in curves.items()}
+        if not np.isfinite(value):  # a singular design: V = inf, no saving to speak of
+            return float("nan"), ""
+        out = {}
+        for name, v in curves.items():
+            finite = np.isfinite(v)  # V is inf while a baseline's F is singular (too few labels)
+            if not finite.any():
+                out[name] = float("inf")
+                continue
+            first = int(np.argmax(finite))
+            out[name] = labels_to_reach(grid[first:], v[first:], value)
         name = min(out, key=out.get)
         return out[name], name
 
