@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def main() -> None:
             cap = 200 * s.dim / B
             names = table["best", B]
             line = (f"| {B / s.dim:g}d | {_cell(table['ceiling', B], cap)} | {_cell(table['oracle', B], cap)} | "
-                    f"{_cell(table['greedy', B], cap)} | {max(set(names), key=names.count)} |")
+                    f"{_cell(table['greedy', B], cap)} | {Counter(names).most_common(1)[0][0]} |")
             if args.csv:
                 ratios = []
                 for name in CHECKED:

@@ -9,8 +9,8 @@ outputs are written atomically, so a failed run leaves no partial file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import logging
 import os

@@ -18,6 +18,9 @@ labels for ``V = U(B)`` bounds every design's savings against it at budget B by 
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,8 +30,10 @@ import scipy.special
 from ..instance import Instance
 from ..solve import solve
 from .designs import DesignSpec, run_design
-from .study import labels_to_reach
-from .world import Labeler, World, policy_covariance
+from .study import StudyConfig, labels_to_reach
+from .world import Labeler, World, make_world, policy_covariance
+
+log = logging.getLogger(__name__)
 
 
 def gap_hessian(world: World) -> np.ndarray:
@@ -165,16 +170,10 @@ def _pairs(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed: 
 CEILING_COLUMNS = ("setting", "budget", "seed", "ceiling", "oracle", "best_baseline")
 
 
-def run_ceiling(config, progress: bool = True) -> list[dict]:
-    """The savings ceiling of a study config (:class:`~pairdesign.simulate.study.StudyConfig`):
-    per setting, seed and budget, ``ceiling`` (no design saves more against the best of the
-    config's baselines, in the V model) and ``oracle`` (round's design with theta* known)."""
-    import logging
-    import time
-
-    from .world import make_world
-
-    log = logging.getLogger(__name__)
+def run_ceiling(config: StudyConfig, progress: bool = True) -> list[dict]:
+    """The savings ceiling of a study config: per setting, seed and budget, ``ceiling`` (no
+    design saves more against the best of the config's baselines, in the V model) and ``oracle``
+    (round's design with theta* known)."""
     rows = []
     for setting in config.settings:
         budgets = config.budget_labels(setting)
@@ -210,6 +209,6 @@ def ceiling_table(rows: list[dict], dims: dict[str, int] | None = None) -> str:
                 cells.append(f"{np.median(v):.2f} [{v.min():.2f}, {hi}]")
             names = [r["best_baseline"] for r in at]
             label = f"{B / d:g}d ({B})" if d else str(B)
-            out.append(f"| {label} | {cells[0]} | {cells[1]} | {max(set(names), key=names.count)} |")
+            out.append(f"| {label} | {cells[0]} | {cells[1]} | {Counter(names).most_common(1)[0][0]} |")
         out.append("")
     return "\n".join(out) + "\n"
