@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pairdesign import Group, Instance
+from pairdesign import Group, InfeasibleError, Instance
 
 
 def random_instance(seed: int, *, max_prompts: int = 4, max_k: int = 5, max_d: int = 4,
@@ -129,3 +129,13 @@ def check_feasible(instance: Instance, n: np.ndarray, budget: float) -> None:
     for table in (instance.fixed_out, instance.labeled):
         for j, k in table.tolist():
             assert tuple(sorted((j, k))) not in keys
+
+
+def has_feasible_design(inst: Instance) -> bool:
+    """Whether the instance's fixed pairs and bounds leave a feasible design (random instances
+    sometimes do not; the property tests skip those)."""
+    try:
+        inst.check_fixed_feasible()
+    except InfeasibleError:
+        return False
+    return True

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pairdesign
-from helpers import check_feasible, random_instance
-from pairdesign import Criterion, InfeasibleError, SolutionStatus, TerminationCondition, objective, solve
+from helpers import check_feasible, has_feasible_design, random_instance
+from pairdesign import Criterion, SolutionStatus, TerminationCondition, objective, solve
 from pairdesign.constraints import violations
 
 
@@ -16,11 +16,7 @@ def enumerable(inst) -> bool:
     """Small enough for brute force (at most 4096 designs) and with a feasible design."""
     if np.prod(inst.candidates.upper + 1.0) > 4096:
         return False
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
-        return False
-    return True
+    return has_feasible_design(inst)
 
 
 def brute_force(inst, crit, budget=None):
@@ -120,9 +116,7 @@ def test_pyomo_master_solved_by_appsi_highs_bounds_the_optimum():
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]))
 def test_outer_approximation_through_pyomo_agrees_with_highspy(seed, criterion):
     inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
+    if not has_feasible_design(inst):
         return
     direct = solve(inst, "exact", criterion, time_limit=60)
     pyomo = solve(inst, "exact", criterion, time_limit=60, options={"solver": "pyomo:appsi_highs"})
@@ -146,9 +140,7 @@ def test_cli_exact_with_a_pyomo_solver(tmp_path):
 
 def check_misocp(seed, time_limit):
     inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
+    if not has_feasible_design(inst):
         return
     try:
         misocp = solve(inst, "misocp", time_limit=time_limit)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pairdesign
-from helpers import check_feasible, random_instance
-from pairdesign import Criterion, DesignError, InfeasibleError, OptionError, SolutionStatus, objective, solve
+from helpers import check_feasible, has_feasible_design, random_instance
+from pairdesign import Criterion, DesignError, OptionError, SolutionStatus, objective, solve
 from pairdesign.constraints import DesignBuilder, violations
 from pairdesign.solvers.base import Context
 from pairdesign.solvers.frank_wolfe import solve_relaxation
@@ -23,19 +23,11 @@ def _context(inst, criterion="D", seed=0, budget=None):
                    options=None, logger=logging.getLogger("test"))
 
 
-def _feasible_or_skip(inst):
-    try:
-        inst.check_fixed_feasible()
-    except InfeasibleError:
-        return False
-    return True
-
-
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_pipage_keeps_prompt_and_total_sums_and_expectations(seed):
     inst = random_instance(seed, max_prompts=5, max_k=5)
-    if not _feasible_or_skip(inst) or len(inst.candidates) == 0:
+    if not has_feasible_design(inst) or len(inst.candidates) == 0:
         return
     x = solve_relaxation(_context(inst), tol=1e-4).n
     rng = np.random.default_rng(seed)
@@ -183,7 +175,7 @@ def test_local_search_never_makes_a_design_worse(seed, criterion):
     # nearly singular M (ridge 1e-6, random partial starts): the closed forms lose digits there,
     # so every exchange is checked against f recomputed from scratch
     inst = random_instance(seed, max_prompts=6, max_k=6, max_d=6, ridge=1e-6)
-    if not _feasible_or_skip(inst) or len(inst.candidates) == 0:
+    if not has_feasible_design(inst) or len(inst.candidates) == 0:
         return
     from pairdesign.solvers.local_search import improve
 
