@@ -1,4 +1,5 @@
-"""Reading design files back: ``pairdesign.design/1`` as written by :meth:`Result.save`.
+"""Design files, ``pairdesign.design/1``: written (:func:`save_design`, which :meth:`Result.save`
+calls) and read back (:func:`load_design`) here, in one place.
 
 A design lists its pairs as ``[prompt_id, completion_id, completion_id]`` (once per label; a
 fractional design adds a 4th element, the weight). :func:`load_design` maps them onto the
@@ -13,13 +14,18 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DesignError
+from ._atomic import atomic_write
+from .errors import DesignError, OptionError
 from .instance import Instance
-from .solvers.result import DESIGN_FORMAT
+
+if TYPE_CHECKING:
+    from .solvers.result import Result
+
+DESIGN_FORMAT = "pairdesign.design/1"
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,57 @@ class Design:
     @property
     def fractional(self) -> bool:
         return bool(self.metadata.get("fractional", False))
+
+
+def design_document(result: "Result") -> dict[str, Any]:
+    """The design file's content for a result: its metadata, then ``pairs``."""
+    return {
+        "format": DESIGN_FORMAT,
+        "instance": result.instance_name,
+        "method": result.method,
+        "solver": result.solver,
+        "criterion": result.criterion,
+        "budget": result.budget,
+        "budget_used": result.budget_used,
+        "labels": result.n_labels,
+        "objective": result.objective,
+        "bound": result.bound,
+        "gap": result.gap,
+        "status": result.status.value,
+        "termination": result.termination.value,
+        "seconds": round(result.seconds, 6),
+        "seed": result.seed,
+        "fractional": result.fractional,
+        "pairs": ([list(p) for p in result.pairs] if result.weights is None
+                  else [list(p) + [w] for p, w in zip(result.pairs, result.weights)]),
+    }
+
+
+def save_design(result: "Result", path: str | os.PathLike) -> None:
+    """Write a design as ``.json`` or ``.csv`` (by the suffix), atomically.
+
+    The JSON form has one line per pair; the CSV has a header ``prompt_id,completion_a,
+    completion_b[,weight]`` preceded by ``# key: value`` lines with the metadata.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    doc = design_document(result)
+    pairs = doc.pop("pairs")
+    if suffix == ".json":
+        with atomic_write(path, "w", encoding="utf-8") as handle:
+            head = json.dumps(doc, indent=1, allow_nan=False)
+            rows = ",\n  ".join(json.dumps(p) for p in pairs)
+            handle.write(head[:-2] + ',\n "pairs": [' + (f"\n  {rows}\n ]" if pairs else "]") + "\n}\n")
+    elif suffix == ".csv":
+        with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
+            for key, value in doc.items():
+                handle.write(f"# {key}: {json.dumps(value)}\n")
+            writer = csv.writer(handle)
+            writer.writerow(["prompt_id", "completion_a", "completion_b"]
+                            + (["weight"] if result.fractional else []))
+            writer.writerows(pairs)
+    else:
+        raise OptionError(f"unknown design file type {suffix!r}: use .json or .csv ({path})")
 
 
 def _read_json(path: Path) -> tuple[dict[str, Any], list[Any]]:

@@ -124,7 +124,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     result = pairdesign.solve(inst)
     out = tmp_path / "design.json"
     out.write_text("previous design")
-    import pairdesign.solvers.result as result_module
+    import pairdesign.design as result_module  # the design file writer
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
