@@ -356,10 +356,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     if not out_dir.is_dir():
         raise PairdesignError(f"{out_dir}: the folder does not exist")
-    if not args.no_plot:
-        from .simulate.plots import _pyplot
-
-        _pyplot()  # fail before the runs when matplotlib is missing
     solver_log = logging.getLogger("pairdesign.solvers")
     level = solver_log.level
     solver_log.setLevel(max(logging.WARNING, log.level))  # thousands of solves: keep their lines out
@@ -437,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS", help="per method and budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="CSV file for the table")
-    p.add_argument("--plot", help="PNG of objective and time against budget (needs matplotlib)")
+    p.add_argument("--plot", help="PNG of objective and time against budget")
     p.set_defaults(run=cmd_compare)
 
     p = sub.add_parser("info", help="validate an instance and summarise it")
@@ -542,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="study config (.toml or .json): settings, designs, baselines, budgets")
     p.add_argument("--out-dir", default=".", help="folder for NAME.csv, NAME.png, NAME-summary.md")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--from-csv", metavar="CSV", help="recompute summary and plot from a CSV of runs")
     p.add_argument("--ceiling", nargs="?", type=int, const=0, metavar="SEEDS",
                    help="then write NAME-ceiling.csv/.md: the most labels any design could save against the "
