@@ -20,6 +20,7 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .errors import DesignError, OptionError
+from .fingerprint import instance_fingerprint
 from .instance import Instance
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def design_document(result: "Result") -> dict[str, Any]:
     return {
         "format": DESIGN_FORMAT,
         "instance": result.instance_name,
+        "instance_fingerprint": result.instance_fingerprint,
         "method": result.method,
         "solver": result.solver,
         "criterion": result.criterion,
@@ -140,6 +142,10 @@ def _read_csv(path: Path) -> tuple[dict[str, Any], list[Any]]:
 def load_design(path: str | os.PathLike, instance: Instance) -> Design:
     """Read a design file (.json or .csv) and map its pairs onto ``instance``'s candidates.
 
+    A design records the fingerprint of the instance it was solved on (texts, features, ids;
+    :mod:`pairdesign.fingerprint`); a design of another instance is refused. Designs written
+    before the fingerprint was recorded are read as before.
+
     Raises :class:`~pairdesign.errors.DesignError` naming the file and the row for a pair whose
     prompt or completion is unknown, that is not a candidate (fixed out, already labeled, not in
     the instance's explicit pair list), or that is listed more often than ``max_labels_per_pair``.
@@ -158,6 +164,13 @@ def load_design(path: str | os.PathLike, instance: Instance) -> Design:
     if fmt != DESIGN_FORMAT:
         raise DesignError(f"unsupported format {fmt!r} (expected {DESIGN_FORMAT!r})",
                           source=str(path), field="format")
+    recorded = meta.get("instance_fingerprint")
+    if recorded is not None:  # files of older versions have none: read as before
+        actual = instance_fingerprint(instance)
+        if recorded != actual:
+            raise DesignError(f"this design is of another instance (fingerprint {recorded!r}; the "
+                              f"instance given is {actual!r}: other texts, features or ids)",
+                              source=str(path), field="instance_fingerprint")
     fractional = bool(meta.get("fractional", False))
 
     cand = instance.candidates

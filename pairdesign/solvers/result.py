@@ -69,6 +69,9 @@ class Result:
     seed: int | None = None
     log: tuple[str, ...] = field(default_factory=tuple)
     weights: tuple[float, ...] | None = None
+    instance_fingerprint: str | None = None
+    """The fingerprint of the instance solved (:func:`pairdesign.fingerprint.instance_fingerprint`),
+    recorded in the design file so that the design is never read with another instance."""
 
     @property
     def gap(self) -> float | None:
