@@ -627,9 +627,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(level)
     args.log_handler = handler
+    from ._atomic import Terminated, terminate_as_exception
+
     try:
-        _check_command_paths(args)
-        return args.run(args)
+        with terminate_as_exception():  # SIGTERM cleans up temporary files like Ctrl-C
+            _check_command_paths(args)
+            return args.run(args)
     except PairdesignError as exc:
         print(f"pairdesign: error: {exc}", file=sys.stderr)
         return 2
@@ -639,6 +642,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pairdesign: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print("pairdesign: terminated", file=sys.stderr)
+        return int(exc.code)
     finally:
         log.removeHandler(handler)
 

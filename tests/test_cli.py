@@ -141,7 +141,7 @@ def test_console_script_runs_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pairdesign", "info", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().startswith(f"pairdesign: error: {bad}: not valid JSON")
+    assert proc.stderr.strip().startswith(f"pairdesign: error: {bad}: line 1 column 2: not valid JSON")
     good = subprocess.run([sys.executable, "-m", "pairdesign", "solve", str(EXAMPLES / "small.json"),
                            "--out", str(tmp_path / "d.json")], capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
