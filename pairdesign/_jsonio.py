@@ -31,7 +31,7 @@ MAX_DEPTH = 64
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
-__all__ = ["MAX_DEPTH", "JSONError", "find_bad_text", "loads"]
+__all__ = ["MAX_DEPTH", "JSONError", "find_bad_text", "loads", "loads_line"]
 
 
 class JSONError(ValueError):
@@ -165,6 +165,25 @@ def loads(data: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
         if bad is not None:
             raise JSONError(bad[1], bad[0])
     return value
+
+
+def loads_line(raw: str | bytes | bytearray, number: int, *, max_depth: int = MAX_DEPTH) -> Any:
+    """One line of a JSONL file, as :func:`loads`; a :class:`JSONError` names the line
+    (``where`` is ``line N``, or ``line N: completions[2].text`` for a value) and gives the
+    column of a syntax error in the reason."""
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).rstrip(b"\r\n")
+    else:
+        raw = raw.rstrip("\r\n")
+    try:
+        return loads(raw, max_depth=max_depth)
+    except JSONError as exc:
+        where, reason = exc.where, exc.reason
+        if where is not None and where.startswith("line 1 column "):
+            reason = f"{reason.rstrip(')')}, column {where[len('line 1 column '):]})" \
+                if reason.endswith(")") else f"{reason} (column {where[len('line 1 column '):]})"
+            where = None
+        raise JSONError(reason, f"line {number}" + (f": {where}" if where else "")) from None
 
 
 def _has_surrogate(text: str) -> bool:

@@ -101,8 +101,13 @@ def _paths_of(args: argparse.Namespace, roles: dict[str, str]) -> list[tuple[str
     return out
 
 
-def _check_command_paths(args: argparse.Namespace) -> None:
-    """The same-file check of every subcommand, from the path roles it declares."""
+def _check_command(args: argparse.Namespace) -> None:
+    """Checks every subcommand shares, before it reads or writes anything: a seed is a
+    non-negative integer (NumPy's generators take no other), and no output is an input or
+    another output (from the path roles the subcommand declares)."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and seed < 0:
+        raise PairdesignError(f"--seed: must be a non-negative integer, got {seed}")
     check_distinct_paths(_paths_of(args, args.inputs), _paths_of(args, args.outputs),
                          args.in_place)
 
@@ -631,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with terminate_as_exception():  # SIGTERM cleans up temporary files like Ctrl-C
-            _check_command_paths(args)
+            _check_command(args)
             return args.run(args)
     except PairdesignError as exc:
         print(f"pairdesign: error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._atomic import atomic_write
+from ._jsonio import JSONError, loads
 from .errors import DesignError, OptionError
 from .fingerprint import instance_fingerprint
 from .instance import Instance
@@ -97,11 +99,19 @@ def save_design(result: "Result", path: str | os.PathLike) -> None:
         raise OptionError(f"unknown design file type {suffix!r}: use .json or .csv ({path})")
 
 
+def _text(path: Path) -> str:
+    """The file as text: strict UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DesignError(f"not UTF-8 (byte {exc.start}: {exc.reason})", source=str(path)) from None
+
+
 def _read_json(path: Path) -> tuple[dict[str, Any], list[Any]]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DesignError(f"not valid JSON (line {exc.lineno}: {exc.msg})", source=str(path))
+        doc = loads(_text(path))  # refuses 1e400, NaN, deep nesting, lone surrogates
+    except JSONError as exc:
+        raise DesignError(exc.reason, source=str(path), field=exc.where) from None
     if not isinstance(doc, dict):
         raise DesignError("must be a JSON object", source=str(path))
     pairs = doc.pop("pairs", None)
@@ -112,15 +122,15 @@ def _read_json(path: Path) -> tuple[dict[str, Any], list[Any]]:
 
 def _read_csv(path: Path) -> tuple[dict[str, Any], list[Any]]:
     meta: dict[str, Any] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = _text(path).splitlines()
     body = []
     for number, line in enumerate(lines, start=1):
         if line.startswith("#") and not body:  # metadata comes before the header row only
             key, sep, value = line[1:].partition(":")
             if sep:
                 try:
-                    meta[key.strip()] = json.loads(value)
-                except json.JSONDecodeError:
+                    meta[key.strip()] = loads(value)
+                except JSONError:
                     meta[key.strip()] = value.strip()
         elif line.strip():
             body.append(line)
@@ -211,7 +221,7 @@ def load_design(path: str | os.PathLike, instance: Instance) -> Design:
         if fractional:
             amount = entry[3]
             if isinstance(amount, bool) or not isinstance(amount, (int, float)) \
-                    or not np.isfinite(amount) or amount < 0:
+                    or not math.isfinite(float(amount)) or amount < 0:
                 raise DesignError(f"weight must be a non-negative number, got {amount!r}",
                                   source=str(path), field=where)
         counts[p] += float(amount)
