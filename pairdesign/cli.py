@@ -29,9 +29,11 @@ def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    from ._jsonio import JSONError, loads
+
     try:
-        return key.replace("-", "_"), json.loads(value)
-    except ValueError:
+        return key.replace("-", "_"), loads(value)
+    except JSONError:
         return key.replace("-", "_"), value
 
 
