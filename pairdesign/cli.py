@@ -416,9 +416,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     if not out_dir.is_dir():
         raise PairdesignError(f"{out_dir}: the folder does not exist")
-    names = [".csv", ".png", "-summary.md", "-savings.json", "-ceiling.csv", "-ceiling.md"]
+    names = [".png", "-summary.md", "-savings.json", "-ceiling.csv", "-ceiling.md"]
+    # the runs CSV may be rewritten from itself (--from-csv OUT/NAME.csv): read whole, same rows
     check_distinct_paths(_paths_of(args, args.inputs),
-                         [("--out-dir", out_dir / f"{config.name}{end}") for end in names])
+                         [("--out-dir (runs CSV)", out_dir / f"{config.name}.csv")]
+                         + [("--out-dir", out_dir / f"{config.name}{end}") for end in names],
+                         in_place=(("--from-csv", "--out-dir (runs CSV)"),))
     solver_log = logging.getLogger("pairdesign.solvers")
     level = solver_log.level
     solver_log.setLevel(max(logging.WARNING, log.level))  # thousands of solves: keep their lines out
