@@ -128,9 +128,11 @@ assert set(_RULES) == _NPZ_ARRAYS
 _GROUP_ARRAYS = ("group_names", "group_budgets", "group_prompts", "group_offsets")
 
 
-def _check_arrays(data: dict[str, object]) -> None:
+def _check_arrays(members: dict[str, object]) -> dict[str, np.ndarray]:
     """The NPZ form's one validation entry: names, dtypes, shapes and ranges of every array,
-    before any is used (so that no bad value reaches an allocation or an index)."""
+    before any is used (so that no bad value reaches an allocation or an index). Returns the
+    arrays."""
+    data = members
     unknown = sorted(set(data) - _NPZ_ARRAYS)
     _expect(not unknown, f"unknown array(s) {unknown}; known: {sorted(_NPZ_ARRAYS)}",
             unknown[0] if unknown else "")
@@ -138,8 +140,8 @@ def _check_arrays(data: dict[str, object]) -> None:
         _expect(key in data, "missing array", key)
     for key, value in data.items():
         kinds, ndim, what = _RULES[key]
-        _expect(isinstance(value, np.ndarray), "is not a NumPy array (.npy) member", key)
-        assert isinstance(value, np.ndarray)
+        if not isinstance(value, np.ndarray):
+            raise InstanceError("is not a NumPy array (.npy) member", field=key)
         if value.dtype.kind == "c":
             raise InstanceError(f"must be {what}, got complex numbers ({value.dtype}); "
                                 "pass the real part explicitly if that is what you mean", field=key)
@@ -156,62 +158,63 @@ def _check_arrays(data: dict[str, object]) -> None:
                 if key == "features":
                     continue  # reported by the instance with the completion's place
                 raise InstanceError("must be finite", field=f"{key}[{', '.join(map(str, place))}]")
-    n = data["prompt_ids"].shape[0]  # type: ignore[union-attr]
-    index = data["prompt_index"]
-    N = index.shape[0]  # type: ignore[union-attr]
-    _expect(data["completion_ids"].shape == (N,),  # type: ignore[union-attr]
+    arrays: dict[str, np.ndarray] = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
+    n = arrays["prompt_ids"].shape[0]
+    index = arrays["prompt_index"]
+    N = index.shape[0]
+    _expect(arrays["completion_ids"].shape == (N,),
             f"must have one id per completion row ({N}, the length of prompt_index), "
-            f"got {data['completion_ids'].shape[0]}", "completion_ids")  # type: ignore[union-attr]
-    _expect(data["features"].shape[0] == N,  # type: ignore[union-attr]
-            f"must have one row per completion ({N}), got {data['features'].shape[0]}", "features")  # type: ignore[union-attr]
+            f"got {arrays['completion_ids'].shape[0]}", "completion_ids")
+    _expect(arrays["features"].shape[0] == N,
+            f"must have one row per completion ({N}), got {arrays['features'].shape[0]}", "features")
     if N:
-        lo, hi = int(index.min()), int(index.max())  # type: ignore[union-attr]
+        lo, hi = int(index.min()), int(index.max())
         _expect(lo >= 0 and hi < n, f"prompt indices must lie in 0..{n - 1} (one per prompt id), "
                 f"got {lo if lo < 0 else hi}", "prompt_index")
-        down = np.flatnonzero(np.diff(index) < 0)  # type: ignore[arg-type]
+        down = np.flatnonzero(np.diff(index) < 0)
         if down.size:
             raise InstanceError("must list the completions grouped by prompt, prompts in "
                                 "nondecreasing order", field=f"prompt_index[{int(down[0]) + 1}]")
-        empty = np.flatnonzero(np.bincount(index, minlength=n) == 0)  # type: ignore[arg-type]
+        empty = np.flatnonzero(np.bincount(index, minlength=n) == 0)
         if empty.size:
             raise InstanceError("has no completion rows in prompt_index",
                                 field=f"prompts[{int(empty[0])}]")
     for key, length in (("score", N), ("prompt_max_pairs", n)):
-        if key in data:
-            _expect(data[key].shape == (length,), f"must have {length} entries, got "  # type: ignore[union-attr]
-                    f"{data[key].shape[0]}", key)  # type: ignore[union-attr]
+        if key in arrays:
+            _expect(arrays[key].shape == (length,), f"must have {length} entries, got "
+                    f"{arrays[key].shape[0]}", key)
     for key in ("pairs", "fixed_in", "fixed_out", "labeled"):
-        if key in data:
-            _expect(data[key].shape[1:] == (2,), f"must have shape (pairs, 2), got {data[key].shape}", key)  # type: ignore[union-attr]
-    present = [key in data for key in _GROUP_ARRAYS]
+        if key in arrays:
+            _expect(arrays[key].shape[1:] == (2,), f"must have shape (pairs, 2), got {arrays[key].shape}", key)
+    present = [key in arrays for key in _GROUP_ARRAYS]
     if any(present):
-        missing = [key for key in _GROUP_ARRAYS if key not in data]
+        missing = [key for key in _GROUP_ARRAYS if key not in arrays]
         _expect(not missing, f"missing: groups need all of {list(_GROUP_ARRAYS)}",
                 missing[0] if missing else "")
-        G = data["group_names"].shape[0]  # type: ignore[union-attr]
-        _expect(data["group_budgets"].shape == (G,), f"must have one budget per group ({G})", "group_budgets")  # type: ignore[union-attr]
-        offsets = data["group_offsets"]
-        P = data["group_prompts"].shape[0]  # type: ignore[union-attr]
-        _expect(offsets.shape == (G + 1,), f"must have one entry per group plus one ({G + 1})", "group_offsets")  # type: ignore[union-attr]
-        _expect(int(offsets[0]) == 0 and int(offsets[-1]) == P and bool(np.all(np.diff(offsets) >= 0)),  # type: ignore[index,arg-type]
+        G = arrays["group_names"].shape[0]
+        _expect(arrays["group_budgets"].shape == (G,), f"must have one budget per group ({G})", "group_budgets")
+        offsets = arrays["group_offsets"]
+        P = arrays["group_prompts"].shape[0]
+        _expect(offsets.shape == (G + 1,), f"must have one entry per group plus one ({G + 1})", "group_offsets")
+        _expect(int(offsets[0]) == 0 and int(offsets[-1]) == P and bool(np.all(np.diff(offsets) >= 0)),
                 f"must rise from 0 to the length of group_prompts ({P})", "group_offsets")
         if P:
-            gp = data["group_prompts"]
-            _expect(int(gp.min()) >= 0 and int(gp.max()) < n, f"prompt indices must lie in 0..{n - 1}",  # type: ignore[union-attr]
+            gp = arrays["group_prompts"]
+            _expect(int(gp.min()) >= 0 and int(gp.max()) < n, f"prompt indices must lie in 0..{n - 1}",
                     "group_prompts")
     for name in ("prompt", "completion"):
-        has_bytes, has_offsets = f"{name}_text_bytes" in data, f"{name}_text_offsets" in data
+        has_bytes, has_offsets = f"{name}_text_bytes" in arrays, f"{name}_text_offsets" in arrays
         _expect(has_bytes == has_offsets, "needs both _text_bytes and _text_offsets",
                 f"{name}_text_{'offsets' if has_bytes else 'bytes'}")
         if has_bytes:
             count = n if name == "prompt" else N
-            _expect(data[f"{name}_text_offsets"].shape == (count + 1,),  # type: ignore[union-attr]
+            _expect(arrays[f"{name}_text_offsets"].shape == (count + 1,),
                     f"must have one entry per {name} plus one ({count + 1})", f"{name}_text_offsets")
+    return arrays
 
 
 def _instance_from_npz(data: dict[str, object]) -> Instance:
-    _check_arrays(data)
-    arrays: dict[str, np.ndarray] = data  # type: ignore[assignment]
+    arrays = _check_arrays(data)
     version = str(arrays["format"])
     _expect(version == FORMAT, f"unsupported version {version!r}; expected {FORMAT!r}", "format")
     try:
