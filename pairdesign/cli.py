@@ -255,14 +255,13 @@ def cmd_labels(args: argparse.Namespace) -> int:
         cand = instance.candidates
         pairs = np.stack([cand.j[design.rows], cand.k[design.rows]], axis=1)
     labelset = read_labels(args.labels, instance, winner_field=args.winner_field, expected_design=expected,
-                           design_pairs=pairs)
+                           design_pairs=pairs, tie_control=args.tie_control)
     updated = apply_labels(instance, labelset)  # validated before anything is written
     with _all_or_none(out, target):
         rows = write_preference_dataset(instance, labelset, out, conversational=args.conversational,
                                         with_ids=args.with_ids)
         save_instance(updated, target)
-    print(f"read {len(labelset.labels)} labels of design {labelset.design} from {labelset.records} tasks "
-          f"({labelset.ties} ties, left out of the dataset; {labelset.unlabeled} tasks without a vote)")
+    print(labelset.summary())
     print(f"wrote {out}: {rows} preference rows ({'conversational' if args.conversational else 'standard'} form)")
     print(f"wrote {target}: {updated.labeled.shape[0]} labeled pairs in M0 (round {len(updated.rounds)})")
     return 0
@@ -277,8 +276,10 @@ def cmd_next_round(args: argparse.Namespace) -> int:
     design_out = _check_output(args.design_out, (".json", ".csv"))
     report_out = None if args.report is None else _check_output(args.report, (".json",))
     instance = load_instance(args.instance)
-    labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True)
-                 for path in args.labels or []]
+    labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True,
+                             tie_control=args.tie_control) for path in args.labels or []]
+    for labelset in labelsets:
+        print(("already in the instance: " if labelset.stored else "") + labelset.summary())
     budget = instance.budget if args.budget is None else args.budget
     with _solve_display(args, args.time_limit):
         round_ = next_round(instance, labelsets, budget=budget, method=args.method,
@@ -491,14 +492,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("labels", parents=[quiet], help="labels back: a TRL preference dataset, "
                        "and the labeled pairs stored in the instance")
-    p.add_argument("labels", help="labels file (.jsonl, or .json: Label Studio's export)")
+    p.add_argument("labels", help="labels file (.jsonl; .json: Label Studio's JSON or JSON-MIN export; "
+                   ".csv: Label Studio's CSV export)")
     p.add_argument("--instance", dest="instance_file", required=True, help="the instance the tasks came from")
     p.add_argument("--out", required=True, help="DPO dataset to write (.jsonl, TRL preference form)")
     p.add_argument("--instance-out", help="where to write the instance with the labels stored "
                    "(default: update INSTANCE in place, atomically)")
-    p.add_argument("--design", help="check that the labels are for this design file")
-    p.add_argument("--winner-field", metavar="NAME", help="the field holding the vote (default: winner, "
-                   "preference, label, choice, preference.responses or annotations)")
+    p.add_argument("--design", help="read the labels of this design file only (records of other designs, "
+                   "e.g. earlier rounds of the same project, are skipped and reported)")
+    p.add_argument("--winner-field", metavar="NAME", help="the field holding the vote (default: found from "
+                   "the tool's shape: annotations, preference.responses, winner, preference, label, choice)")
+    p.add_argument("--tie-control", metavar="NAME", help="Label Studio: the Choices control whose answer "
+                   "means a tie (answers that are tie words, e.g. Tie, Equal, Same, Both, Neither, always are)")
     p.add_argument("--conversational", action="store_true", help="TRL's conversational form (message lists)")
     p.add_argument("--with-ids", action="store_true", help="add prompt_id, chosen_id and rejected_id")
     p.set_defaults(run=cmd_labels)
@@ -519,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS")
     p.add_argument("--winner-field", metavar="NAME")
+    p.add_argument("--tie-control", metavar="NAME", help="Label Studio: the Choices control meaning a tie")
     p.set_defaults(run=cmd_next_round)
 
     p = sub.add_parser("generate", help="write a synthetic instance")

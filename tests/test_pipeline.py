@@ -339,8 +339,8 @@ def test_labels_round_trip(world, solved, tmp_path, capsys, fmt, tasks_name, lab
     code, stdout, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", dataset,
                             "--design", design_path, "--with-ids")
     assert code == 0, err
-    labelset_ties = int(stdout.split("(")[1].split(" ties")[0])
-    assert votes == 80 and 0 < labelset_ties < 80
+    labelset_ties = int(stdout.split("; ")[1].split(" ties")[0])
+    assert votes == 80 and 0 < labelset_ties < 80 and "read 80 labels" in stdout and " from 40 tasks" in stdout
     rows = [json.loads(line) for line in dataset.read_text().splitlines()]
     assert len(rows) == votes - labelset_ties
     # every DPO row is a label: chosen / rejected are texts of the winner / loser of its task
@@ -412,7 +412,7 @@ BAD_LABELS = {
     "unknown completion": (lambda r: _edit(r, 4, completion_b="c99"), "line 4: completion_b: prompt"),
     "unknown prompt": (lambda r: _edit(r, 2, prompt_id="nope"), "line 2: prompt_id: unknown prompt 'nope'"),
     "another design": (lambda r: _edit(r, 3, design="0123456789abcdef"),
-                       "line 3: design: label for design 0123456789abcdef, but line 1 is for design"),
+                       "line 1: records of 2 designs not read yet"),
     "another instance": (lambda r: _edit(r, 1, instance="ffffffffffffffff"),
                          "line 1: instance: these labels are for another instance"),
     "missing id": (lambda r: [{k: v for k, v in x.items() if k != "completion_a"} if i == 4 else x
@@ -453,7 +453,7 @@ def test_labels_of_another_design_file_and_labels_read_twice_are_refused(world, 
     run(capsys, "solve", inst_path, "--method", "random", "--seed", "1", "--out", other)
     code, _, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", tmp_path / "d.jsonl",
                        "--design", other)
-    assert code == 2 and f"{labels}: line 1: design: these labels are for design {records[0]['design']}" in err
+    assert code == 2 and f"{labels}: no record of design " in err and f"the file holds {records[0]['design']}" in err
     # a pair of the instance that the design did not ask for (ids and design id otherwise right)
     inst = pairdesign.load_instance(inst_path)
     chosen = {tuple(sorted(p[1:])) + (p[0],) for p in json.loads(design_path.read_text())["pairs"]}
@@ -696,14 +696,29 @@ def test_labels_of_a_pair_labeled_before_add_to_its_row():
 
 
 def test_votes_from_a_ranking_and_from_results_with_other_controls():
-    from pairdesign.pipeline.labels import _votes
+    from pairdesign.pipeline.label_formats import record_votes
 
-    def fail(message, where):
+    def fail(message, where=""):
         raise AssertionError(message)
 
-    ranking = [{"value": "response2", "rank": 1}, {"value": "response1", "rank": 2}]
-    assert _votes(ranking, "line 1", fail) == ["response2"]
-    assert _votes([{"value": "response1", "rank": 1}, {"value": "response2", "rank": 1}], "l", fail) == ["tie"]
-    studio = {"result": [{"type": "textarea", "from_name": "comment", "value": {"text": ["ok"]}},
-                         {"type": "pairwise", "from_name": "pw", "value": {"selected": "left"}}]}
-    assert _votes(studio, "item 1", fail) == ["left"]
+    def votes(rec, **kw):
+        return record_votes(rec, fail, **kw).votes
+
+    def flat(*answers):
+        return {"preference.responses": list(answers), "preference.responses.status": ["submitted"] * len(answers)}
+
+    # a ranking (rank dicts, or names best first as the 2.x SDK writes) is one vote
+    assert votes(flat([{"value": "response2", "rank": 1}, {"value": "response1", "rank": 2}])) == [0.0]
+    assert votes(flat([{"value": "response1", "rank": 1}, {"value": "response2", "rank": 1}])) == [0.5]
+    assert votes(flat(["response2", "response1"], ["response1", "response2"])) == [0.0, 1.0]
+    studio = {"annotations": [{"result": [{"type": "textarea", "from_name": "comment", "value": {"text": ["ok"]}},
+                                          {"type": "pairwise", "from_name": "pw", "value": {"selected": "left"}}]}]}
+    got = record_votes(studio, fail)
+    assert got.votes == [1.0] and got.ignored == 1
+    # a Choices answer: a tie word, or any answer of the control named as the tie control
+    choice = {"annotations": [{"result": [{"type": "choices", "from_name": "verdict",
+                                           "value": {"choices": ["No preference"]}}]}]}
+    assert votes(choice) == [0.5]
+    other = {"annotations": [{"result": [{"type": "choices", "from_name": "same_quality",
+                                          "value": {"choices": ["Yes"]}}]}]}
+    assert votes(other) == [] and votes(other, tie_control="same_quality") == [0.5]
