@@ -196,15 +196,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     names = FieldNames(prompt_id=args.prompt_id_field, prompt=args.prompt_field,
                        completions=args.completions_field, completion_id=args.id_field,
                        text=args.text_field, embedding=args.embedding_field, score=args.score_field)
+    if args.basis is not None and (args.dim is not None or args.reduce != "auto" or args.seed is not None):
+        raise PairdesignError("--basis projects on the basis of another instance: --dim, --reduce and --seed "
+                              "are that basis's, leave them out")
     instance = import_generations(
-        args.generations, dim=args.dim, reduce=args.reduce, seed=args.seed, budget=args.budget,
-        ridge=args.ridge, weights=args.weights, names=names, embed_model=args.embed_model,
-        name=args.name, progress=_progress(args))
+        args.generations, dim=64 if args.dim is None else args.dim, reduce=args.reduce,
+        seed=0 if args.seed is None else args.seed, budget=args.budget, ridge=args.ridge, weights=args.weights,
+        names=names, embed_model=args.embed_model, name=args.name, basis=args.basis, progress=_progress(args))
     save_instance(instance, out)
     proj = instance.projection or {}
     extra = f", explained variance {proj['explained_variance']:.3f}" if "explained_variance" in proj else ""
-    print(f"wrote {out}: {instance.n_prompts} prompts, {instance.n_completions} completions, "
-          f"embeddings {proj.get('input_dim')} -> d = {instance.dim} by {proj.get('method')}{extra} "
+    if "basis_from" in proj:
+        extra += f", on the basis of {args.basis}"
+    if proj.get("method") == "none":
+        how = (f"embeddings D = {proj.get('input_dim')} <= --dim {64 if args.dim is None else args.dim}: not "
+               "reduced (the features are the embeddings)")
+    else:
+        how = f"embeddings {proj.get('input_dim')} -> d = {instance.dim} by {proj.get('method')}{extra}"
+    print(f"wrote {out}: {instance.n_prompts} prompts, {instance.n_completions} completions, {how} "
           f"({time.perf_counter() - start:.2f} s)")
     return 0
 
@@ -225,6 +234,7 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
     from .design import load_design
     from .instance import load_instance
     from .pipeline.tasks import TASK_FORMATS, write_tasks
+    from .pipeline.tool_setup import setup_path
 
     if args.instance_file is None:
         raise PairdesignError("export --to needs --instance INSTANCE (the instance the design was solved on)")
@@ -232,9 +242,14 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
     instance = load_instance(args.instance_file)
     _needs_texts(instance, args.instance_file)
     design = load_design(args.source, instance)
-    summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
+    with _all_or_none(out, setup_path(out, args.to)):
+        summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
     print(f"wrote {out}: {summary['tasks']} {args.to} tasks of design {summary['design']} "
           f"(instance {summary['instance']}), in labeling order ({summary['order']})")
+    if summary["setup"] is not None:
+        what = {"labelstudio": "the labeling config (Settings > Labeling Interface > Code)",
+                "argilla": "the dataset settings (rg.Settings.from_json)"}[args.to]
+        print(f"wrote {summary['setup']}: {what}")
     return 0
 
 
@@ -473,10 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "embedding, score}]}; embeddings reduced to d by PCA or a seeded random projection.")
     p.add_argument("generations", help="generations file (.jsonl)")
     p.add_argument("--out", required=True, help="instance file to write (.npz, or .json)")
-    p.add_argument("--dim", type=int, default=64, help="feature dimension d (default 64)")
+    p.add_argument("--dim", type=int, help="feature dimension d (default 64; embeddings of at most d "
+                   "dimensions are not reduced)")
     p.add_argument("--reduce", default="auto", choices=["auto", "pca", "random", "none"],
                    help="auto: PCA when the embeddings have more than d dimensions")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
+    p.add_argument("--seed", type=int, help="seed of the random projection (default 0)")
+    p.add_argument("--basis", metavar="INSTANCE", help="project on the stored basis (PCA mean and axes, or "
+                   "the random projection) of an earlier round's instance, so that its features and these "
+                   "are the same coordinates")
     p.add_argument("--budget", type=float, help="label budget stored in the instance (default 4 d)")
     p.add_argument("--ridge", type=float, default=1.0, help="the fit's L2 penalty, M0 = ridge I (default 1)")
     p.add_argument("--weights", default="uniform", choices=["uniform", "scores"])

@@ -20,6 +20,7 @@ from pairdesign.information import prior_information
 from pairdesign.instance import instances_equal
 from pairdesign.pipeline import import_generations, read_labels, reduce_embeddings
 from pairdesign.pipeline.annotators import read_tasks, simulate_labels
+from pairdesign.pipeline.basis import Basis
 from pairdesign.pipeline.tasks import instance_fingerprint
 from pairdesign.progress import Progress
 
@@ -131,9 +132,10 @@ def test_random_projection_is_seeded_and_recorded():
     b, _ = reduce_embeddings(X, 8, "random", seed=3)
     c, _ = reduce_embeddings(X, 8, "random", seed=4)
     assert np.array_equal(a, b) and not np.allclose(a, c)
+    basis = Basis.decode(rec.pop("basis"), "rec")
     assert rec == {"method": "random", "input_dim": 64, "dim": 8, "seed": 3, "distribution": "normal(0, 1/d)"}
     R = np.random.default_rng(3).standard_normal((64, 8)) / np.sqrt(8)
-    assert np.allclose(a, X @ R)
+    assert np.allclose(a, X @ R) and np.array_equal(basis.matrix, R) and not basis.mean.any()
 
 
 def test_import_keeps_ids_texts_scores_and_the_projection(world, tmp_path, capsys):
@@ -288,7 +290,7 @@ def test_export_tasks_keep_ids_texts_and_a_greedy_order(solved, tmp_path, capsys
     assert [r["rank"] for r in records] == list(range(1, 41))
     gains = [r["gain"] for r in records]
     assert all(g1 >= g2 - 1e-12 for g1, g2 in zip(gains, gains[1:]))  # D gains only fall
-    assert len({r["task_id"] for r in records}) == 40
+    assert len({r["task_id"] if fmt != "argilla" else r["id"] for r in records}) == 40
     first, second = {"jsonl": ("response_a", "response_b"), "labelstudio": ("answer1", "answer2"),
                      "argilla": ("response1", "response2")}[fmt]
     rows = {(str(inst.prompt_ids[inst.prompt_of_row[r]]), str(inst.completion_ids[r])): r

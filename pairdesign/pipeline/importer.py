@@ -31,6 +31,7 @@ import scipy.linalg
 from ..errors import InputError, OptionError
 from ..instance import Instance
 from ..progress import Progress
+from .basis import Basis
 
 log = logging.getLogger("pairdesign")
 
@@ -198,12 +199,9 @@ def reduce_embeddings(
         raise OptionError(f"cannot reduce D = {D} dimensions to d = {dim}: d must be at most D")
     if method == "random":
         rng = np.random.default_rng(seed)
-        R = rng.standard_normal((D, dim)) / math.sqrt(dim)
-        phi = np.empty((N, dim))
-        for start in range(0, N, chunk):
-            phi[start:start + chunk] = X[start:start + chunk].astype(np.float64) @ R
-        return phi, {"method": "random", "input_dim": D, "dim": dim, "seed": seed,
-                     "distribution": "normal(0, 1/d)"}
+        basis = Basis(mean=np.zeros(D), matrix=rng.standard_normal((D, dim)) / math.sqrt(dim))
+        return basis.project(X, chunk), {"method": "random", "input_dim": D, "dim": dim, "seed": seed,
+                                         "distribution": "normal(0, 1/d)", "basis": basis.encode()}
     if N < 2:
         raise OptionError("PCA needs at least two completions")
     mean = X.mean(axis=0, dtype=np.float64)
@@ -217,12 +215,24 @@ def reduce_embeddings(
     top = np.argsort(evals)[::-1]
     V = evecs[:, top]
     V *= np.where(V[np.abs(V).argmax(axis=0), np.arange(dim)] < 0, -1.0, 1.0)
-    phi = np.empty((N, dim))
-    for start in range(0, N, chunk):
-        phi[start:start + chunk] = (X[start:start + chunk].astype(np.float64) - mean) @ V
+    basis = Basis(mean=mean, matrix=V)
     total = float(np.trace(cov))
     share = float(np.clip(evals, 0, None).sum() / total) if total > 0 else 1.0
-    return phi, {"method": "pca", "input_dim": D, "dim": dim, "explained_variance": round(share, 6)}
+    return basis.project(X, chunk), {"method": "pca", "input_dim": D, "dim": dim,
+                                     "explained_variance": round(share, 6), "basis": basis.encode()}
+
+
+def basis_from(instance: Instance, source: str) -> tuple[Basis, dict[str, Any]]:
+    """The reduction basis an instance keeps, and its projection record."""
+    record = dict(instance.projection or {})
+    if record.get("method") not in ("pca", "random"):
+        raise OptionError(f"{source}: its features are not a reduction of embeddings (projection "
+                          f"{record.get('method', 'not recorded')}): no basis to project on")
+    basis = Basis.decode(record.get("basis"), source)
+    if (basis.input_dim, basis.dim) != (record.get("input_dim"), instance.dim):
+        raise OptionError(f"{source}: projection.basis has shape {basis.input_dim} x {basis.dim}, but the "
+                          f"instance records D = {record.get('input_dim')} and has d = {instance.dim}")
+    return basis, record
 
 
 def import_generations(
@@ -238,6 +248,7 @@ def import_generations(
     embed_model: str | None = None,
     embed_batch_size: int = 64,
     name: str | None = None,
+    basis: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> Instance:
     """Read generations (JSONL) into an :class:`Instance` with texts, scores and features.
@@ -245,14 +256,27 @@ def import_generations(
     ``budget`` defaults to 4 d labels; ``ridge`` (the fit's L2 penalty, M0 = ridge I) to 1.
     With ``embed_model`` (a local path or a cached model name) every completion is embedded as
     ``prompt + "\\n\\n" + completion`` by sentence-transformers, never downloading a model;
-    otherwise every completion must carry an embedding. Raises :class:`InputError` naming the
-    file and line of the first problem.
+    otherwise every completion must carry an embedding. With ``basis`` (an instance file made by
+    this function with ``pca`` or ``random``), the embeddings are projected on that instance's
+    stored basis (its mean and axes) instead of a new one, so that the features of a later round
+    are those of the first (``dim``, ``reduce`` and ``seed`` are then the basis's). Raises
+    :class:`InputError` naming the file and line of the first problem.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", source=str(path))
     if reduce not in REDUCTIONS:
         raise OptionError(f"unknown reduction {reduce!r}; choose one of {list(REDUCTIONS)}")
+    fixed: tuple[Basis, dict[str, Any]] | None = None
+    if basis is not None:
+        from ..instance import load_instance
+        source = load_instance(basis)
+        fixed = basis_from(source, str(basis))
+        if fixed[1].get("embedded_by") != (None if embed_model is None else str(embed_model)):
+            raise OptionError(f"{basis}: its basis was fitted on embeddings "
+                              f"{'by ' + repr(fixed[1]['embedded_by']) if fixed[1].get('embedded_by') else 'read from the generations file'}, "
+                              f"these are {'by ' + repr(str(embed_model)) if embed_model else 'read from the file'}: "
+                              "project only embeddings of the same model")
     if embed_model is not None:
         from .embed import load_model
         model = load_model(embed_model)  # fails early, before reading the file
@@ -266,7 +290,17 @@ def import_generations(
     else:
         X = np.concatenate(parsed.embeddings, axis=0)
     parsed.embeddings.clear()
-    features, record = reduce_embeddings(X, dim, reduce, seed=seed)
+    if fixed is not None:
+        if X.shape[1] != fixed[0].input_dim:
+            raise InputError(f"the embeddings have D = {X.shape[1]}, the basis of {basis} D = "
+                             f"{fixed[0].input_dim}", source=str(path))
+        if not np.all(np.isfinite(X)):
+            raise OptionError("embeddings contain NaN or infinity")
+        features = fixed[0].project(X)
+        record = {**{k: v for k, v in fixed[1].items() if k != "explained_variance"},
+                  "basis_from": Path(basis).name}
+    else:
+        features, record = reduce_embeddings(X, dim, reduce, seed=seed)
     if embed_model is not None:
         record["embedded_by"] = str(embed_model)
     del X
