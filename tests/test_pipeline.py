@@ -724,3 +724,46 @@ def test_votes_from_a_ranking_and_from_results_with_other_controls():
     other = {"annotations": [{"result": [{"type": "choices", "from_name": "same_quality",
                                           "value": {"choices": ["Yes"]}}]}]}
     assert votes(other) == [] and votes(other, tie_control="same_quality") == [0.5]
+
+
+# ----------------------------------------------------------------------------- basis across rounds
+@pytest.mark.parametrize("reduce", ["pca", "random"])
+def test_a_later_round_is_projected_on_the_stored_basis(world, tmp_path, capsys, reduce):
+    """Round 2's generations (other prompts, some of round 1's completions again) imported with
+    --basis ROUND1 get exactly the features round 1 gave the same embeddings."""
+    first = tmp_path / "r1.npz"
+    assert run(capsys, "import", world.path, "--out", first, "--dim", 3, "--reduce", reduce, "-q")[0] == 0
+    r1 = pairdesign.load_instance(first)
+    lines = world.path.read_text(encoding="utf-8").splitlines()
+    later = tmp_path / "gen2.jsonl"
+    later.write_text("\n".join(lines[40:] + lines[:5]) + "\n", encoding="utf-8")
+    second = tmp_path / "r2.npz"
+    code, out, err = run(capsys, "import", later, "--out", second, "--basis", first, "-q")
+    assert code == 0 and f"on the basis of {first}" in out, err
+    r2 = pairdesign.load_instance(second)
+    row1 = {(str(r1.prompt_ids[r1.prompt_of_row[r]]), str(r1.completion_ids[r])): r for r in range(r1.n_completions)}
+    rows = [row1[(str(r2.prompt_ids[r2.prompt_of_row[r]]), str(r2.completion_ids[r]))] for r in range(r2.n_completions)]
+    assert np.allclose(r2.features, r1.features[rows], rtol=0, atol=1e-12)
+    # a fresh PCA of round 2 alone would give other coordinates (its own mean and axes)
+    fresh = import_generations(later, dim=3, reduce=reduce, seed=1)
+    assert not np.allclose(fresh.features, r2.features, atol=1e-3)
+    assert r2.projection["method"] == reduce and r2.projection["basis"] == r1.projection["basis"]
+    # the basis decides d, the reduction and the seed: giving them is refused; so is a basis of
+    # other embeddings, and an instance without a basis
+    code, _, err = run(capsys, "import", later, "--out", tmp_path / "x.npz", "--basis", first, "--dim", 3)
+    assert code == 2 and "--dim, --reduce and --seed are that basis's" in err
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text(json.dumps({"prompt_id": "w", "prompt": "P", "completions": [
+        {"id": "a", "text": "x", "embedding": [1.0] * 25}, {"id": "b", "text": "y", "embedding": [0.0] * 25}]}) + "\n")
+    code, _, err = run(capsys, "import", wide, "--out", tmp_path / "x.npz", "--basis", first)
+    assert code == 2 and f"{wide}: the embeddings have D = 25, the basis of {first} D = 24" in err
+    small = Path(__file__).parent.parent / "instances" / "small.json"
+    code, _, err = run(capsys, "import", later, "--out", tmp_path / "x.npz", "--basis", small)
+    assert code == 2 and "no basis to project on" in err and not (tmp_path / "x.npz").exists()
+
+
+def test_import_says_when_nothing_is_reduced(world, tmp_path, capsys):
+    code, out, _ = run(capsys, "import", world.path, "--out", tmp_path / "i.npz", "--dim", 24, "-q")
+    assert code == 0 and "embeddings D = 24 <= --dim 24: not reduced (the features are the embeddings)" in out
+    code, out, _ = run(capsys, "import", world.path, "--out", tmp_path / "i.npz", "-q")
+    assert code == 0 and "<= --dim 64: not reduced" in out
