@@ -252,3 +252,37 @@ def test_one_annotation_project_across_rounds(tools, tmp_path, capsys):
     assert code == 2 and "records of 2 designs not read yet" in err and "--design" in err
     code, _, err = run(capsys, "labels", project, "--instance", tmp_path / "r2.npz", "--out", tmp_path / "x.jsonl")
     assert code == 2 and "were already read into the instance (round 2" in err
+
+
+# ----------------------------------------------------------------------------- the project setup beside the tasks
+def test_export_writes_the_project_setup_the_tasks_fit(tools, tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+
+    for fmt, name in (("labelstudio", "tasks.json"), ("argilla", "tasks.jsonl")):
+        code, out, err = run(capsys, "export", tools / "design1.json", "--instance", tools / "round0.npz", "--to", fmt,
+                             "--out", tmp_path / name, "-q")
+        assert code == 0, err
+    # Label Studio: a Pairwise control over two Text objects; every $variable is a key of every task
+    config = tmp_path / "tasks.labelstudio.xml"
+    root = ET.parse(config).getroot()
+    pairwise = [e for e in root.iter("Pairwise")]
+    texts = {e.get("name"): e.get("value") for e in root.iter("Text")}
+    assert [(p.get("name"), p.get("toName")) for p in pairwise] == [("comparison", "answer1,answer2")]
+    assert texts == {"prompt": "$prompt", "answer1": "$answer1", "answer2": "$answer2"}
+    for task in read_tasks(tmp_path / "tasks.json"):
+        assert {v[1:] for v in texts.values()} <= set(task["data"])
+    # the fixture's tasks (made for the shipped template the tools were run with) fit it too
+    assert all({"prompt", "answer1", "answer2"} <= set(t["data"]) for t in read_tasks(tools / "tasks1-labelstudio.json"))
+    # Argilla: the fields and the question; every record key declared (id is the record's id), so
+    # Argilla keeps the ids that `labels` needs
+    settings = json.loads((tmp_path / "tasks.argilla.json").read_text())
+    fields = [f["name"] for f in settings["fields"]]
+    metadata = {m["name"]: m["settings"]["type"] for m in settings["metadata"]}
+    assert fields == ["prompt", "response1", "response2"]
+    assert metadata == {"design": "terms", "instance": "terms", "prompt_id": "terms", "completion_a": "terms",
+                        "completion_b": "terms", "rank": "integer", "gain": "float"}
+    (question,) = settings["questions"]
+    assert question["name"] == "preference" and question["settings"]["type"] == "label_selection"
+    assert [o["value"] for o in question["settings"]["options"]] == ["response1", "response2", "tie"]
+    for record in read_tasks(tmp_path / "tasks.jsonl"):
+        assert set(record) == {"id"} | set(fields) | set(metadata)

@@ -39,12 +39,12 @@ LABEL_STUDIO_CONFIG = """\
 
 
 def _field(name: str, title: str) -> dict[str, Any]:
-    return {"name": name, "title": title, "required": True, "description": None,
+    return {"name": name, "title": title, "required": True, "description": None, "type": "text",
             "settings": {"type": "text", "use_markdown": False}}
 
 
 def _metadata(name: str, kind: str) -> dict[str, Any]:
-    settings: dict[str, Any] = {"type": kind}
+    settings: dict[str, Any] = {"visible_for_annotators": False, "type": kind}
     settings.update({"values": None} if kind == "terms" else {"min": None, "max": None})
     return {"name": name, "title": name, "settings": settings, "visible_for_annotators": False}
 
@@ -61,8 +61,8 @@ def argilla_settings(*, fractional: bool = False) -> dict[str, Any]:
                    _field("response2", "Response 2")],
         "questions": [{
             "name": "preference", "title": "Which response is better?", "description": None,
-            "required": True,
-            "settings": {"type": "label_selection", "visible_options": None,
+            "required": True, "type": "label_selection",
+            "settings": {"type": "label_selection", "visible_options": 3,
                          "options": [{"value": v, "text": t, "description": None} for v, t in
                                      (("response1", "Response 1"), ("response2", "Response 2"),
                                       ("tie", "Tie"))]}}],
