@@ -286,3 +286,32 @@ def test_export_writes_the_project_setup_the_tasks_fit(tools, tmp_path, capsys):
     assert [o["value"] for o in question["settings"]["options"]] == ["response1", "response2", "tie"]
     for record in read_tasks(tmp_path / "tasks.jsonl"):
         assert set(record) == {"id"} | set(fields) | set(metadata)
+
+
+@pytest.mark.parametrize("case", ["deep jsonl", "deep json", "odd nesting", "bad csv cell", "not utf-8"])
+def test_hostile_labels_files_get_one_line(tools, tmp_path, capsys, case):
+    ids = {k: _studio(tools)[0]["data"][k] for k in ("design", "instance", "prompt_id", "completion_a", "completion_b")}
+    if case == "deep jsonl":
+        bad = tmp_path / "deep.jsonl"
+        bad.write_text(json.dumps({**ids, "winner": "a"}) + "\n" + json.dumps(ids)[:-1] + ', "winner": '
+                       + "[" * 900 + '"a"' + "]" * 900 + "}\n")
+        message, expected = "line 2: ", "nested deeper than"
+    elif case == "deep json":
+        bad = tmp_path / "deep.json"
+        bad.write_text("[" * 5000 + "]" * 5000)
+        message, expected = f"{bad}: ", "nested deeper than"
+    elif case == "odd nesting":
+        bad = tmp_path / "odd.jsonl"
+        bad.write_text(json.dumps({**ids, "winner": [[["a"]]]}) + "\n")
+        message, expected = "line 1: winner[0]: ", "cannot read a vote from"
+    elif case == "bad csv cell":
+        bad = tmp_path / "bad.csv"
+        text = (tools / "labelstudio-export.csv").read_text(encoding="utf-8")
+        bad.write_text(text.replace('"[{""selected"":""left""}]"', '"[{""selected"":""left""}"', 1), encoding="utf-8")
+        message, expected = "line 2: comparison: ", "not readable JSON"
+    else:
+        bad = tmp_path / "latin1.csv"
+        bad.write_bytes((tools / "labelstudio-export.csv").read_text(encoding="utf-8").encode("latin-1", "replace"))
+        message, expected = f"{bad}: ", "not UTF-8"
+    code, _, err = _labels_cli(capsys, tools, tmp_path, bad)
+    assert code == 2 and err.count("\n") == 1 and message in err and expected in err, err

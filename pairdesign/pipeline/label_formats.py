@@ -28,10 +28,11 @@ shapes read, told apart per record:
 
 from __future__ import annotations
 
-import json
 import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
+
+from .. import _jsonio as jsonio
 
 Fail = Callable[..., NoReturn]
 """fail(message, field="") raises the reader's InputError naming the file and the record."""
@@ -161,9 +162,9 @@ def _studio_row_control(key: str, value: Any, tie_control: str | None, fail: Fai
     """A JSON-MIN / CSV control value: a vote, None (no answer) or "ignored"."""
     if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
         try:
-            value = json.loads(value)  # the CSV export writes structured answers as JSON
-        except (ValueError, RecursionError):
-            return "ignored"
+            value = jsonio.loads(value)  # the CSV export writes structured answers as JSON
+        except jsonio.JSONError as exc:
+            fail(f"a cell that starts like JSON is not readable JSON ({exc})", key)
     if value is None or value == "" or value == []:
         return None
     if isinstance(value, dict) and "selected" in value:

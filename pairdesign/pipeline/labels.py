@@ -25,6 +25,7 @@ from typing import Any, Iterator, NoReturn
 
 import numpy as np
 
+from .. import _jsonio as jsonio
 from .._atomic import atomic_write
 from ..errors import InputError, OptionError
 from ..instance import Instance, _pair_keys
@@ -101,11 +102,9 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"not valid JSON ({exc})", source=str(path)) from None
-        except RecursionError:
-            raise InputError("not readable: JSON nested too deeply", source=str(path)) from None
+            doc = jsonio.loads(path.read_bytes())
+        except jsonio.JSONError as exc:
+            raise InputError(str(exc), source=str(path)) from None
         if not isinstance(doc, list):
             raise InputError("must be a JSON list of labeled tasks (Label Studio's JSON or JSON-MIN export)",
                              source=str(path))
@@ -117,13 +116,11 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                 if not raw.strip():
                     continue
                 try:
-                    yield f"line {number}", json.loads(raw)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise InputError(f"not valid JSON ({exc})", source=str(path),
+                    rec = jsonio.loads(raw.strip())
+                except jsonio.JSONError as exc:
+                    raise InputError(str(exc).replace("line 1 column", "column"), source=str(path),
                                      field=f"line {number}") from None
-                except RecursionError:
-                    raise InputError("not readable: JSON nested too deeply", source=str(path),
-                                     field=f"line {number}") from None
+                yield f"line {number}", rec
     elif suffix == ".csv":
         try:
             with open(path, encoding="utf-8-sig", newline="") as handle:
