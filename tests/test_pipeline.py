@@ -724,6 +724,10 @@ def test_votes_from_a_ranking_and_from_results_with_other_controls():
     other = {"annotations": [{"result": [{"type": "choices", "from_name": "same_quality",
                                           "value": {"choices": ["Yes"]}}]}]}
     assert votes(other) == [] and votes(other, tie_control="same_quality") == [0.5]
+    # records nobody answered, as argilla 2.8's to_list writes them (flattened, nested): no vote
+    assert votes({"preference.responses.users": None, "preference.responses.status": None,
+                  "preference.responses": None}) == []
+    assert votes({"metadata": {}, "suggestions": {}, "responses": {}, "status": "pending"}) == []
 
 
 # ----------------------------------------------------------------------------- basis across rounds

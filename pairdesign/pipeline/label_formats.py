@@ -298,6 +298,8 @@ def record_votes(rec: dict, fail: Fail, *, winner_field: str | None = None,
         out.ignored += sum(1 for k in rec if k.endswith(".responses") and k != ARGILLA_FLAT)
         return out
     if nested is not None:
+        if not nested:  # a record nobody answered
+            return out
         questions = ["preference"] if "preference" in nested else list(nested)
         if len(questions) != 1:
             fail(f"several questions {questions}: name the preference question with --winner-field",
