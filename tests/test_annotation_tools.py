@@ -252,6 +252,15 @@ def test_one_annotation_project_across_rounds(tools, tmp_path, capsys):
     assert code == 2 and "records of 2 designs not read yet" in err and "--design" in err
     code, _, err = run(capsys, "labels", project, "--instance", tmp_path / "r2.npz", "--out", tmp_path / "x.jsonl")
     assert code == 2 and "were already read into the instance (round 2" in err
+    # next-round with the whole project: round 2's labels read in (round 1's skipped), or, when the
+    # instance holds both, recognised as stored; either way the fit sees 48 labels
+    for instance, new in ((r1, 12), (tmp_path / "r2.npz", 0)):
+        code, out, err = run(capsys, "next-round", instance, "--labels", project, "--budget", 5, "--method", "greedy",
+                             "--out", tmp_path / "next.npz", "--design-out", tmp_path / "d3.json", "-q")
+        assert code == 0, err
+        assert ("already in the instance: " in out) == (new == 0) and "read 12 labels" in out
+        assert "fit: 48 labels" in out
+        assert [r["labels"] for r in pairdesign.load_instance(tmp_path / "next.npz").rounds] == [36, 12]
 
 
 # ----------------------------------------------------------------------------- the project setup beside the tasks
