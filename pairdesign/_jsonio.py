@@ -31,11 +31,17 @@ MAX_DEPTH = 64
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
-__all__ = ["MAX_DEPTH", "JSONError", "find_bad_text", "loads"]
+__all__ = ["MAX_DEPTH", "JSONError", "find_bad_text", "loads", "loads_line"]
 
 
 class JSONError(ValueError):
-    """Text that pairdesign does not read as JSON; the message says what and where."""
+    """Text that pairdesign does not read as JSON: ``reason`` says what, ``where`` where
+    (``line 3 column 7``, or the path of a value such as ``completions[2].text``; None when the
+    whole text is at fault); ``str()`` gives ``"where: reason"``."""
+
+    def __init__(self, reason: str, where: str | None = None):
+        self.reason, self.where = reason, where
+        super().__init__(f"{where}: {reason}" if where else reason)
 
 
 class _BadNumber(Exception):
@@ -44,7 +50,7 @@ class _BadNumber(Exception):
 
 
 def _reject_constant(token: str) -> float:
-    raise _BadNumber(token, "is not a JSON number (use finite numbers)")
+    raise _BadNumber(token, "is not valid JSON (use finite numbers)")
 
 
 def _finite_float(token: str) -> float:
@@ -66,14 +72,14 @@ _FLOAT_MAX = int(1.7976931348623157e308)
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|(-?(?:NaN|Infinity)|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)')
 
 
-def _where(text: str, token: str) -> str:
+def _where(text: str, token: str) -> str | None:
     """``line L column C`` of the first ``token`` outside strings in ``text``."""
     for match in _TOKENS.finditer(text):
         if match.group(1) == token:
             start = match.start(1)
             line = text.count("\n", 0, start) + 1
             return f"line {line} column {start - (text.rfind(chr(10), 0, start) + 1) + 1}"
-    return "somewhere"
+    return None
 
 
 def _path(parts: list[Any]) -> str:
@@ -143,9 +149,9 @@ def loads(data: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
                            parse_int=_float_range_int)
     except _BadNumber as exc:
         shown = exc.token if len(exc.token) <= 24 else exc.token[:20] + "..."
-        raise JSONError(f"{_where(text, exc.token)}: {shown} {exc.reason}") from None
+        raise JSONError(f"{shown} {exc.reason}", _where(text, exc.token)) from None
     except json.JSONDecodeError as exc:
-        raise JSONError(f"line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+        raise JSONError(f"not valid JSON ({exc.msg})", f"line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise JSONError(f"nested deeper than {max_depth} levels") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
@@ -153,12 +159,31 @@ def loads(data: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
     if text.count("[") + text.count("{") > max_depth:
         path = _too_deep(value, max_depth)
         if path is not None:
-            raise JSONError(f"{_path(path)}: nested deeper than {max_depth} levels")
+            raise JSONError(f"nested deeper than {max_depth} levels", _path(path))
     if _SURROGATE_ESCAPE.search(text) or not text.isascii() and _has_surrogate(text):
         bad = find_bad_text(value)
         if bad is not None:
-            raise JSONError(f"{bad[0]}: {bad[1]}")
+            raise JSONError(bad[1], bad[0])
     return value
+
+
+def loads_line(raw: str | bytes | bytearray, number: int, *, max_depth: int = MAX_DEPTH) -> Any:
+    """One line of a JSONL file, as :func:`loads`; a :class:`JSONError` names the line
+    (``where`` is ``line N``, or ``line N: completions[2].text`` for a value) and gives the
+    column of a syntax error in the reason."""
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).rstrip(b"\r\n")
+    else:
+        raw = raw.rstrip("\r\n")
+    try:
+        return loads(raw, max_depth=max_depth)
+    except JSONError as exc:
+        where, reason = exc.where, exc.reason
+        if where is not None and where.startswith("line 1 column "):
+            reason = f"{reason.rstrip(')')}, column {where[len('line 1 column '):]})" \
+                if reason.endswith(")") else f"{reason} (column {where[len('line 1 column '):]})"
+            where = None
+        raise JSONError(reason, f"line {number}" + (f": {where}" if where else "")) from None
 
 
 def _has_surrogate(text: str) -> bool:

@@ -6,8 +6,8 @@ from pairdesign._jsonio import MAX_DEPTH, JSONError, loads
 
 
 @pytest.mark.parametrize("text, expected", [
-    ('{"a": [1, NaN]}', "line 1 column 11: NaN is not a JSON number"),
-    ('{"a":\n [1, -Infinity]}', "line 2 column 6: -Infinity is not a JSON number"),
+    ('{"a": [1, NaN]}', "line 1 column 11: NaN is not valid JSON"),
+    ('{"a":\n [1, -Infinity]}', "line 2 column 6: -Infinity is not valid JSON"),
     ('{"w": 1e400}', "line 1 column 7: 1e400 is beyond the float range"),
     ('{"w": 1' + "0" * 400 + "}", "is beyond the float range"),
     ("[" * 100_000, f"nested deeper than {MAX_DEPTH} levels"),

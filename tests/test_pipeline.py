@@ -433,7 +433,7 @@ def test_bad_labels_name_the_line_and_write_nothing(world, solved, tmp_path, cap
     lines = [json.dumps(r) for r in records]
     if kind == "malformed":
         lines[7] = lines[7][:-5]
-        message = "line 8: column "
+        message = "line 8: not valid JSON"
     else:
         mutate, message = BAD_LABELS[kind]
         lines = [json.dumps(r) for r in mutate(records)]

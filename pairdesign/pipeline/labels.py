@@ -25,8 +25,8 @@ from typing import Any, Iterator, NoReturn
 
 import numpy as np
 
-from .. import _jsonio as jsonio
 from .._atomic import atomic_write
+from .._jsonio import JSONError, loads, loads_line
 from ..errors import InputError, OptionError
 from ..instance import Instance, _pair_keys
 from .label_formats import record_votes, short
@@ -102,9 +102,9 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            doc = jsonio.loads(path.read_bytes())
-        except jsonio.JSONError as exc:
-            raise InputError(str(exc), source=str(path)) from None
+            doc = loads(path.read_bytes())  # the safe parser: depth, NaN, surrogates
+        except JSONError as exc:
+            raise InputError(exc.reason, source=str(path), field=exc.where) from None
         if not isinstance(doc, list):
             raise InputError("must be a JSON list of labeled tasks (Label Studio's JSON or JSON-MIN export)",
                              source=str(path))
@@ -116,11 +116,10 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                 if not raw.strip():
                     continue
                 try:
-                    rec = jsonio.loads(raw.strip())
-                except jsonio.JSONError as exc:
-                    raise InputError(str(exc).replace("line 1 column", "column"), source=str(path),
-                                     field=f"line {number}") from None
-                yield f"line {number}", rec
+                    record = loads_line(raw, number)  # the safe parser: depth, NaN, surrogates
+                except JSONError as exc:
+                    raise InputError(exc.reason, source=str(path), field=exc.where) from None
+                yield f"line {number}", record
     elif suffix == ".csv":
         try:
             with open(path, encoding="utf-8-sig", newline="") as handle:
