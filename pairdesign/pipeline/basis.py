@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,10 +23,12 @@ from ..errors import OptionError
 
 @dataclass(frozen=True)
 class Basis:
-    """``phi = (x - mean) @ matrix``; mean (D,), matrix (D, d)."""
+    """``phi = (x - mean) @ matrix``; mean (D,), matrix (D, d); ``record`` is the projection record
+    of the instance it was read from (empty for a new basis)."""
 
     mean: np.ndarray
     matrix: np.ndarray
+    record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_dim(self) -> int:
@@ -49,8 +52,9 @@ class Basis:
         return base64.b64encode(buffer.getvalue()).decode("ascii")
 
     @classmethod
-    def decode(cls, text: object, source: str) -> "Basis":
-        """The basis stored by :meth:`encode`; an :class:`OptionError` naming ``source`` if unreadable."""
+    def decode(cls, text: object, source: str, record: dict[str, Any] | None = None) -> "Basis":
+        """The basis stored by :meth:`encode` (``record``: the projection record it came with); an
+        :class:`OptionError` naming ``source`` if unreadable."""
         where = f"{source}: projection.basis"
         if not isinstance(text, str):
             raise OptionError(f"{where}: missing (the instance keeps no basis: it was imported without "
@@ -62,4 +66,4 @@ class Basis:
         if array.dtype != np.float64 or array.ndim != 2 or array.shape[1] < 2 or not np.isfinite(array).all():
             raise OptionError(f"{where}: must be a finite float64 array of shape (D, d + 1), got "
                               f"{array.dtype} {array.shape}")
-        return cls(mean=array[:, 0].copy(), matrix=array[:, 1:].copy())
+        return cls(mean=array[:, 0].copy(), matrix=array[:, 1:].copy(), record=dict(record or {}))

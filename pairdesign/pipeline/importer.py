@@ -173,10 +173,12 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
 
 def reduce_embeddings(
     embeddings: np.ndarray, dim: int, method: str = "auto", *, seed: int | None = 0,
-    chunk: int = 1 << 14,
+    chunk: int = 1 << 14, basis: Basis | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Reduce embeddings X (N x D) to features (N x d) by PCA, a seeded Gaussian random
-    projection, or not at all; returns the features (float64) and the record of what was done.
+    projection, or not at all; returns the features (float64) and the record of what was done
+    (with the basis, see :mod:`pairdesign.pipeline.basis`). With ``basis`` (read from an earlier
+    instance), X is projected on it and ``dim``, ``method`` and ``seed`` are not used.
     """
     X = np.asarray(embeddings)
     if X.ndim != 2:
@@ -184,6 +186,10 @@ def reduce_embeddings(
     if not np.all(np.isfinite(X)):
         raise OptionError("embeddings contain NaN or infinity")
     N, D = X.shape
+    if basis is not None:
+        if D != basis.input_dim:
+            raise OptionError(f"the embeddings have D = {D}, the basis D = {basis.input_dim}")
+        return basis.project(X, chunk), {k: v for k, v in basis.record.items() if k != "explained_variance"}
     if method not in REDUCTIONS:
         raise OptionError(f"unknown reduction {method!r}; choose one of {list(REDUCTIONS)}")
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -222,17 +228,18 @@ def reduce_embeddings(
                                      "explained_variance": round(share, 6), "basis": basis.encode()}
 
 
-def basis_from(instance: Instance, source: str) -> tuple[Basis, dict[str, Any]]:
-    """The reduction basis an instance keeps, and its projection record."""
+def basis_from(instance: Instance, source: str) -> Basis:
+    """The reduction basis an instance keeps (with its projection record, ``basis_from`` set to
+    the file's name)."""
     record = dict(instance.projection or {})
     if record.get("method") not in ("pca", "random"):
         raise OptionError(f"{source}: its features are not a reduction of embeddings (projection "
                           f"{record.get('method', 'not recorded')}): no basis to project on")
-    basis = Basis.decode(record.get("basis"), source)
+    basis = Basis.decode(record.get("basis"), source, {**record, "basis_from": Path(source).name})
     if (basis.input_dim, basis.dim) != (record.get("input_dim"), instance.dim):
         raise OptionError(f"{source}: projection.basis has shape {basis.input_dim} x {basis.dim}, but the "
                           f"instance records D = {record.get('input_dim')} and has d = {instance.dim}")
-    return basis, record
+    return basis
 
 
 def import_generations(
@@ -267,20 +274,23 @@ def import_generations(
         raise InputError("no such file", source=str(path))
     if reduce not in REDUCTIONS:
         raise OptionError(f"unknown reduction {reduce!r}; choose one of {list(REDUCTIONS)}")
-    fixed: tuple[Basis, dict[str, Any]] | None = None
+    fixed: Basis | None = None
     if basis is not None:
         from ..instance import load_instance
-        source = load_instance(basis)
-        fixed = basis_from(source, str(basis))
-        if fixed[1].get("embedded_by") != (None if embed_model is None else str(embed_model)):
+        fixed = basis_from(load_instance(basis), str(basis))
+        fitted_by, by = fixed.record.get("embedded_by"), None if embed_model is None else str(embed_model)
+        if fitted_by != by:
             raise OptionError(f"{basis}: its basis was fitted on embeddings "
-                              f"{'by ' + repr(fixed[1]['embedded_by']) if fixed[1].get('embedded_by') else 'read from the generations file'}, "
-                              f"these are {'by ' + repr(str(embed_model)) if embed_model else 'read from the file'}: "
+                              f"{'by ' + repr(fitted_by) if fitted_by else 'read from the generations file'}, "
+                              f"these are {'by ' + repr(by) if by else 'read from the file'}: "
                               "project only embeddings of the same model")
     if embed_model is not None:
         from .embed import load_model
         model = load_model(embed_model)  # fails early, before reading the file
     parsed = _parse(path, names, need_embeddings=embed_model is None, progress=progress)
+    if fixed is not None and parsed.embeddings and parsed.embeddings[0].shape[1] != fixed.input_dim:
+        raise InputError(f"the embeddings have D = {parsed.embeddings[0].shape[1]}, the basis of {basis} "
+                         f"D = {fixed.input_dim}", source=str(path))
     if embed_model is not None:
         from .embed import embed_texts
         prompts_per_row = np.repeat(np.arange(len(parsed.sizes)), parsed.sizes)
@@ -290,17 +300,7 @@ def import_generations(
     else:
         X = np.concatenate(parsed.embeddings, axis=0)
     parsed.embeddings.clear()
-    if fixed is not None:
-        if X.shape[1] != fixed[0].input_dim:
-            raise InputError(f"the embeddings have D = {X.shape[1]}, the basis of {basis} D = "
-                             f"{fixed[0].input_dim}", source=str(path))
-        if not np.all(np.isfinite(X)):
-            raise OptionError("embeddings contain NaN or infinity")
-        features = fixed[0].project(X)
-        record = {**{k: v for k, v in fixed[1].items() if k != "explained_variance"},
-                  "basis_from": Path(basis).name}
-    else:
-        features, record = reduce_embeddings(X, dim, reduce, seed=seed)
+    features, record = reduce_embeddings(X, dim, reduce, seed=seed, basis=fixed)
     if embed_model is not None:
         record["embedded_by"] = str(embed_model)
     del X
