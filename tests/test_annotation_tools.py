@@ -4,7 +4,6 @@ its README says what each holds) are read vote for vote as the truth files say."
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
