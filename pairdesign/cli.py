@@ -256,15 +256,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     names = FieldNames(prompt_id=args.prompt_id_field, prompt=args.prompt_field,
                        completions=args.completions_field, completion_id=args.id_field,
                        text=args.text_field, embedding=args.embedding_field, score=args.score_field)
+    if args.basis is not None and (args.dim is not None or args.reduce != "auto" or args.seed is not None):
+        raise PairdesignError("--basis projects on the basis of another instance: --dim, --reduce and --seed "
+                              "are that basis's, leave them out")
     instance = import_generations(
-        args.generations, dim=args.dim, reduce=args.reduce, seed=args.seed, budget=args.budget,
-        ridge=args.ridge, weights=args.weights, names=names, embed_model=args.embed_model,
-        name=args.name, progress=_progress(args))
+        args.generations, dim=64 if args.dim is None else args.dim, reduce=args.reduce,
+        seed=0 if args.seed is None else args.seed, budget=args.budget, ridge=args.ridge, weights=args.weights,
+        names=names, embed_model=args.embed_model, name=args.name, basis=args.basis, progress=_progress(args))
     save_instance(instance, out)
     proj = instance.projection or {}
     extra = f", explained variance {proj['explained_variance']:.3f}" if "explained_variance" in proj else ""
-    print(f"wrote {out}: {instance.n_prompts} prompts, {instance.n_completions} completions, "
-          f"embeddings {proj.get('input_dim')} -> d = {instance.dim} by {proj.get('method')}{extra} "
+    if "basis_from" in proj:
+        extra += f", on the basis of {args.basis}"
+    if proj.get("method") == "none":
+        how = (f"embeddings D = {proj.get('input_dim')} <= --dim {64 if args.dim is None else args.dim}: not "
+               "reduced (the features are the embeddings)")
+    else:
+        how = f"embeddings {proj.get('input_dim')} -> d = {instance.dim} by {proj.get('method')}{extra}"
+    print(f"wrote {out}: {instance.n_prompts} prompts, {instance.n_completions} completions, {how} "
           f"({time.perf_counter() - start:.2f} s)")
     return 0
 
@@ -285,6 +294,7 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
     from .design import load_design
     from .instance import load_instance
     from .pipeline.tasks import TASK_FORMATS, write_tasks
+    from .pipeline.tool_setup import setup_path
 
     if args.instance_file is None:
         raise PairdesignError("export --to needs --instance INSTANCE (the instance the design was solved on)")
@@ -292,9 +302,14 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
     instance = load_instance(args.instance_file)
     _needs_texts(instance, args.instance_file)
     design = load_design(args.source, instance)
-    summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
+    with _all_or_none(out, setup_path(out, args.to)):
+        summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
     print(f"wrote {out}: {summary['tasks']} {args.to} tasks of design {summary['design']} "
           f"(instance {summary['instance']}), in labeling order ({summary['order']})")
+    if summary["setup"] is not None:
+        what = {"labelstudio": "the labeling config (Settings > Labeling Interface > Code)",
+                "argilla": "the dataset settings (rg.Settings.from_json)"}[args.to]
+        print(f"wrote {summary['setup']}: {what}")
     return 0
 
 
@@ -315,14 +330,13 @@ def cmd_labels(args: argparse.Namespace) -> int:
         cand = instance.candidates
         pairs = np.stack([cand.j[design.rows], cand.k[design.rows]], axis=1)
     labelset = read_labels(args.labels, instance, winner_field=args.winner_field, expected_design=expected,
-                           design_pairs=pairs)
+                           design_pairs=pairs, tie_control=args.tie_control)
     updated = apply_labels(instance, labelset)  # validated before anything is written
     with _all_or_none(out, target):
         rows = write_preference_dataset(instance, labelset, out, conversational=args.conversational,
                                         with_ids=args.with_ids)
         save_instance(updated, target)
-    print(f"read {len(labelset.labels)} labels of design {labelset.design} from {labelset.records} tasks "
-          f"({labelset.ties} ties, left out of the dataset; {labelset.unlabeled} tasks without a vote)")
+    print(labelset.summary())
     print(f"wrote {out}: {rows} preference rows ({'conversational' if args.conversational else 'standard'} form)")
     print(f"wrote {target}: {updated.labeled.shape[0]} labeled pairs in M0 (round {len(updated.rounds)})")
     return 0
@@ -337,8 +351,10 @@ def cmd_next_round(args: argparse.Namespace) -> int:
     design_out = _check_output(args.design_out, (".json", ".csv"))
     report_out = None if args.report is None else _check_output(args.report, (".json",))
     instance = load_instance(args.instance)
-    labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True)
-                 for path in args.labels or []]
+    labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True,
+                             tie_control=args.tie_control) for path in args.labels or []]
+    for labelset in labelsets:
+        print(("already in the instance: " if labelset.stored else "") + labelset.summary())
     budget = instance.budget if args.budget is None else args.budget
     with _solve_display(args, args.time_limit):
         round_ = next_round(instance, labelsets, budget=budget, method=args.method,
@@ -542,10 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "embedding, score}]}; embeddings reduced to d by PCA or a seeded random projection.")
     p.add_argument("generations", help="generations file (.jsonl)")
     p.add_argument("--out", required=True, help="instance file to write (.npz, or .json)")
-    p.add_argument("--dim", type=int, default=64, help="feature dimension d (default 64)")
+    p.add_argument("--dim", type=int, help="feature dimension d (default 64; embeddings of at most d "
+                   "dimensions are not reduced)")
     p.add_argument("--reduce", default="auto", choices=["auto", "pca", "random", "none"],
                    help="auto: PCA when the embeddings have more than d dimensions")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
+    p.add_argument("--seed", type=int, help="seed of the random projection (default 0)")
+    p.add_argument("--basis", metavar="INSTANCE", help="project on the stored basis (PCA mean and axes, or "
+                   "the random projection) of an earlier round's instance, so that its features and these "
+                   "are the same coordinates")
     p.add_argument("--budget", type=float, help="label budget stored in the instance (default 4 d)")
     p.add_argument("--ridge", type=float, default=1.0, help="the fit's L2 penalty, M0 = ridge I (default 1)")
     p.add_argument("--weights", default="uniform", choices=["uniform", "scores"])
@@ -557,18 +577,22 @@ def build_parser() -> argparse.ArgumentParser:
                            ("id", "id"), ("text", "text"), ("embedding", "embedding"), ("score", "score")):
         p.add_argument(f"--{field}-field", default=default, metavar="NAME",
                        help=f"name of the {field} field (default {default!r})")
-    p.set_defaults(run=cmd_import, inputs={"GENERATIONS": "generations"}, outputs={"--out": "out"})
+    p.set_defaults(run=cmd_import, inputs={"GENERATIONS": "generations", "--basis": "basis"}, outputs={"--out": "out"})
 
     p = sub.add_parser("labels", parents=[common], help="labels back: a TRL preference dataset, "
                        "and the labeled pairs stored in the instance")
-    p.add_argument("labels", help="labels file (.jsonl, or .json: Label Studio's export)")
+    p.add_argument("labels", help="labels file (.jsonl; .json: Label Studio's JSON or JSON-MIN export; "
+                   ".csv: Label Studio's CSV export)")
     p.add_argument("--instance", dest="instance_file", required=True, help="the instance the tasks came from")
     p.add_argument("--out", required=True, help="DPO dataset to write (.jsonl, TRL preference form)")
     p.add_argument("--instance-out", help="where to write the instance with the labels stored "
                    "(default: update INSTANCE in place, atomically)")
-    p.add_argument("--design", help="check that the labels are for this design file")
-    p.add_argument("--winner-field", metavar="NAME", help="the field holding the vote (default: winner, "
-                   "preference, label, choice, preference.responses or annotations)")
+    p.add_argument("--design", help="read the labels of this design file only (records of other designs, "
+                   "e.g. earlier rounds of the same project, are skipped and reported)")
+    p.add_argument("--winner-field", metavar="NAME", help="the field holding the vote (default: found from "
+                   "the tool's shape: annotations, preference.responses, winner, preference, label, choice)")
+    p.add_argument("--tie-control", metavar="NAME", help="Label Studio: the Choices control whose answer "
+                   "means a tie (answers that are tie words, e.g. Tie, Equal, Same, Both, Neither, always are)")
     p.add_argument("--conversational", action="store_true", help="TRL's conversational form (message lists)")
     p.add_argument("--with-ids", action="store_true", help="add prompt_id, chosen_id and rejected_id")
     p.set_defaults(run=cmd_labels, inputs={"LABELS": "labels", "--instance": "instance_file",
@@ -592,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS")
     p.add_argument("--winner-field", metavar="NAME")
+    p.add_argument("--tie-control", metavar="NAME", help="Label Studio: the Choices control meaning a tie")
     p.set_defaults(run=cmd_next_round, inputs={"INSTANCE": "instance", "--labels": "labels"},
                    outputs={"--out": "out", "--design-out": "design_out", "--report": "report"},
                    in_place=(("INSTANCE", "--out"),))

@@ -31,6 +31,7 @@ from .._jsonio import JSONError, loads_line
 from ..errors import InputError, OptionError
 from ..instance import Instance, text_problem
 from ..progress import Progress
+from .basis import Basis
 
 log = logging.getLogger("pairdesign")
 
@@ -187,10 +188,12 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
 
 def reduce_embeddings(
     embeddings: np.ndarray, dim: int, method: str = "auto", *, seed: int | None = 0,
-    chunk: int = 1 << 14,
+    chunk: int = 1 << 14, basis: Basis | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Reduce embeddings X (N x D) to features (N x d) by PCA, a seeded Gaussian random
-    projection, or not at all; returns the features (float64) and the record of what was done.
+    projection, or not at all; returns the features (float64) and the record of what was done
+    (with the basis, see :mod:`pairdesign.pipeline.basis`). With ``basis`` (read from an earlier
+    instance), X is projected on it and ``dim``, ``method`` and ``seed`` are not used.
     """
     X = np.asarray(embeddings)
     if X.ndim != 2:
@@ -200,6 +203,10 @@ def reduce_embeddings(
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise OptionError(f"The 'seed' parameter must be a non-negative integer or None. Got {seed!r} instead.")
     N, D = X.shape
+    if basis is not None:
+        if D != basis.input_dim:
+            raise OptionError(f"the embeddings have D = {D}, the basis D = {basis.input_dim}")
+        return basis.project(X, chunk), {k: v for k, v in basis.record.items() if k != "explained_variance"}
     if method not in REDUCTIONS:
         raise OptionError(f"unknown reduction {method!r}; choose one of {list(REDUCTIONS)}")
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -215,12 +222,9 @@ def reduce_embeddings(
         raise OptionError(f"cannot reduce D = {D} dimensions to d = {dim}: d must be at most D")
     if method == "random":
         rng = np.random.default_rng(seed)
-        R = rng.standard_normal((D, dim)) / math.sqrt(dim)
-        phi = np.empty((N, dim))
-        for start in range(0, N, chunk):
-            phi[start:start + chunk] = X[start:start + chunk].astype(np.float64) @ R
-        return phi, {"method": "random", "input_dim": D, "dim": dim, "seed": seed,
-                     "distribution": "normal(0, 1/d)"}
+        basis = Basis(mean=np.zeros(D), matrix=rng.standard_normal((D, dim)) / math.sqrt(dim))
+        return basis.project(X, chunk), {"method": "random", "input_dim": D, "dim": dim, "seed": seed,
+                                         "distribution": "normal(0, 1/d)", "basis": basis.encode()}
     if N < 2:
         raise OptionError("PCA needs at least two completions")
     mean = X.mean(axis=0, dtype=np.float64)
@@ -234,12 +238,25 @@ def reduce_embeddings(
     top = np.argsort(evals)[::-1]
     V = evecs[:, top]
     V *= np.where(V[np.abs(V).argmax(axis=0), np.arange(dim)] < 0, -1.0, 1.0)
-    phi = np.empty((N, dim))
-    for start in range(0, N, chunk):
-        phi[start:start + chunk] = (X[start:start + chunk].astype(np.float64) - mean) @ V
+    basis = Basis(mean=mean, matrix=V)
     total = float(np.trace(cov))
     share = float(np.clip(evals, 0, None).sum() / total) if total > 0 else 1.0
-    return phi, {"method": "pca", "input_dim": D, "dim": dim, "explained_variance": round(share, 6)}
+    return basis.project(X, chunk), {"method": "pca", "input_dim": D, "dim": dim,
+                                     "explained_variance": round(share, 6), "basis": basis.encode()}
+
+
+def basis_from(instance: Instance, source: str) -> Basis:
+    """The reduction basis an instance keeps (with its projection record, ``basis_from`` set to
+    the file's name)."""
+    record = dict(instance.projection or {})
+    if record.get("method") not in ("pca", "random"):
+        raise OptionError(f"{source}: its features are not a reduction of embeddings (projection "
+                          f"{record.get('method', 'not recorded')}): no basis to project on")
+    basis = Basis.decode(record.get("basis"), source, {**record, "basis_from": Path(source).name})
+    if (basis.input_dim, basis.dim) != (record.get("input_dim"), instance.dim):
+        raise OptionError(f"{source}: projection.basis has shape {basis.input_dim} x {basis.dim}, but the "
+                          f"instance records D = {record.get('input_dim')} and has d = {instance.dim}")
+    return basis
 
 
 def import_generations(
@@ -255,6 +272,7 @@ def import_generations(
     embed_model: str | None = None,
     embed_batch_size: int = 64,
     name: str | None = None,
+    basis: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> Instance:
     """Read generations (JSONL) into an :class:`Instance` with texts, scores and features.
@@ -262,18 +280,34 @@ def import_generations(
     ``budget`` defaults to 4 d labels; ``ridge`` (the fit's L2 penalty, M0 = ridge I) to 1.
     With ``embed_model`` (a local path or a cached model name) every completion is embedded as
     ``prompt + "\\n\\n" + completion`` by sentence-transformers, never downloading a model;
-    otherwise every completion must carry an embedding. Raises :class:`InputError` naming the
-    file and line of the first problem.
+    otherwise every completion must carry an embedding. With ``basis`` (an instance file made by
+    this function with ``pca`` or ``random``), the embeddings are projected on that instance's
+    stored basis (its mean and axes) instead of a new one, so that the features of a later round
+    are those of the first (``dim``, ``reduce`` and ``seed`` are then the basis's). Raises
+    :class:`InputError` naming the file and line of the first problem.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", source=str(path))
     if reduce not in REDUCTIONS:
         raise OptionError(f"unknown reduction {reduce!r}; choose one of {list(REDUCTIONS)}")
+    fixed: Basis | None = None
+    if basis is not None:
+        from ..instance import load_instance
+        fixed = basis_from(load_instance(basis), str(basis))
+        fitted_by, by = fixed.record.get("embedded_by"), None if embed_model is None else str(embed_model)
+        if fitted_by != by:
+            raise OptionError(f"{basis}: its basis was fitted on embeddings "
+                              f"{'by ' + repr(fitted_by) if fitted_by else 'read from the generations file'}, "
+                              f"these are {'by ' + repr(by) if by else 'read from the file'}: "
+                              "project only embeddings of the same model")
     if embed_model is not None:
         from .embed import load_model
         model = load_model(embed_model)  # fails early, before reading the file
     parsed = _parse(path, names, need_embeddings=embed_model is None, progress=progress)
+    if fixed is not None and parsed.embeddings and parsed.embeddings[0].shape[1] != fixed.input_dim:
+        raise InputError(f"the embeddings have D = {parsed.embeddings[0].shape[1]}, the basis of {basis} "
+                         f"D = {fixed.input_dim}", source=str(path))
     if embed_model is not None:
         from .embed import embed_texts
         prompts_per_row = np.repeat(np.arange(len(parsed.sizes)), parsed.sizes)
@@ -286,7 +320,7 @@ def import_generations(
     parsed.embeddings.clear()
     with np.errstate(over="raise", invalid="raise"):
         try:
-            features, record = reduce_embeddings(X, dim, reduce, seed=seed)
+            features, record = reduce_embeddings(X, dim, reduce, seed=seed, basis=fixed)
         except FloatingPointError:
             features = np.array([np.inf])
     if not np.all(np.isfinite(features)):
