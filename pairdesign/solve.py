@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .constraints import violations
+from .polytope import violations
 from .errors import OptionError
 from .information import Criterion, objective
 from .instance import Instance

@@ -1,7 +1,7 @@
 """The designs people use today, as methods, so that benchmarks can beat them honestly.
 
 Each baseline ranks the candidate pairs and takes them in that order wherever they keep every
-constraint (:meth:`~pairdesign.constraints.DesignBuilder.fill`), until the budget is spent:
+constraint (:meth:`~pairdesign.polytope.DesignBuilder.fill`), until the budget is spent:
 
 - ``random``: a uniformly random order (seeded).
 - ``first-k``: all pairs among the first k completions of each prompt, prompts in file order.

@@ -22,12 +22,12 @@ import math
 
 import numpy as np
 
-from ..constraints import DesignBuilder, linear_constraints
+from ..polytope import DesignBuilder, linear_constraints
 from ..errors import InfeasibleError
 from ..information import information_matrix
-from .base import Context, Outcome
+from .base import Context, FixedIncumbent, Outcome, Timings
 from .frank_wolfe import allowed_gap, solve_relaxation
-from .outer_approximation import Timings, _Fixed, greedy_design
+from .greedy import greedy_design
 from .result import SolutionStatus, TerminationCondition
 
 _INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
@@ -46,7 +46,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     with clock("greedy"):
         best = greedy_design(ctx)
     best_value = crit.value(information_matrix(inst, best))
-    ctx.incumbent = _Fixed(best)
+    ctx.incumbent = FixedIncumbent(best)
 
     def round_design(x: np.ndarray) -> None:
         nonlocal best, best_value
@@ -56,7 +56,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
         value = crit.value(information_matrix(inst, n))
         if value > best_value:
             best, best_value = n, value
-            ctx.incumbent = _Fixed(best)
+            ctx.incumbent = FixedIncumbent(best)
 
     def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
               tol: float = NODE_TOL):
@@ -106,7 +106,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
             value = crit.value(information_matrix(inst, xi)) if not _broken(lc, xi) else -math.inf
             if value > best_value:
                 best, best_value = xi, value
-                ctx.incumbent = _Fixed(best)
+                ctx.incumbent = FixedIncumbent(best)
         if free.size == 0:
             continue  # the box holds one design, evaluated just above
         p = int(free[np.argmax(frac[free])])

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..information import (PairForms, RankOneInverse, centered_features, information_matrix,
                            marginal_gains)
-from ..constraints import DesignBuilder
+from ..polytope import DesignBuilder
 from .base import Context, Outcome
 from .result import TerminationCondition
 
@@ -144,3 +144,15 @@ def _plain(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool
         ctx.progress(lambda: f"greedy: {added} labels, f = {tracker.value():.6g}",
                      fraction=lambda: design.spent / max(ctx.budget, 1e-12))
     return True
+
+
+def greedy_design(ctx: Context) -> np.ndarray:
+    """The first incumbent, as floats: the design an earlier phase handed over (``ctx.start``,
+    e.g. auto's rounded design), else the greedy design (no time limit: greedy is fast)."""
+    if ctx.start is not None:
+        return np.asarray(ctx.start, dtype=np.float64).copy()
+
+    greedy_ctx = Context(instance=ctx.instance, criterion=ctx.criterion, budget=ctx.budget,
+                         time_limit=None, seed=ctx.seed, options=Greedy.Options(), logger=ctx.logger)
+    Greedy().run(greedy_ctx)
+    return greedy_ctx.incumbent.counts.astype(np.float64)

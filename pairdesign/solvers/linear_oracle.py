@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import LinearConstraints
+from ..polytope import LinearConstraints
 from ..errors import InfeasibleError
 from ..instance import Instance
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..constraints import violations
+from ..polytope import violations
 from ..errors import OptionError
 from .base import Context, Outcome
 from ..information import information_matrix

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constraints import linear_constraints, shrink_into
+from ..polytope import linear_constraints, shrink_into
 from ..errors import OptionError
 from ..information import information_matrix
 from .base import Context, Outcome, check_stopping
