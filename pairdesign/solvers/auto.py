@@ -43,7 +43,7 @@ class Auto:
 
         opts = ctx.options
         inst, crit = ctx.instance, ctx.criterion
-        P = len(inst.candidates)
+        P = ctx.pool.size
         round_ctx = ctx.phase(Round.Options(tol=opts.tol, draws=opts.draws), ctx.time_limit)
         rounded = Round().run(round_ctx)
         ctx.incumbent = round_ctx.incumbent
@@ -67,7 +67,7 @@ class Auto:
         exact_ctx.start = np.asarray(rounded.counts, dtype=np.int64)
         exact = Exact().run(exact_ctx)
 
-        values = [crit.value(information_matrix(inst, o.counts)) for o in (rounded, exact)]
+        values = [crit.value(information_matrix(inst, o.counts, ctx.pool)) for o in (rounded, exact)]
         best = exact if values[1] > values[0] else rounded
         value = max(values)
         bound = min(b for b in (rounded.bound, exact.bound) if b is not None)

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Protocol
 import numpy as np
 
 from ..polytope import DesignBuilder
+from ..pool import CandidatePool, InMemoryPool
 from ..errors import OptionError
 from ..information import Criterion, information_matrix
 from ..instance import Instance
@@ -61,10 +62,13 @@ class Context:
     log: list[str] = field(default_factory=list)
     incumbent: DesignBuilder | None = None
     start: np.ndarray | None = None  # a feasible integer design from an earlier phase (auto)
+    pool: CandidatePool | None = None  # the candidate pool (default: the instance's, in memory)
     _last_progress: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+        if self.pool is None:
+            self.pool = InMemoryPool.of(self.instance)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -94,7 +98,7 @@ class Context:
         its own options and deadline (``time_limit`` seconds after this context started)."""
         sub = Context(instance=self.instance, criterion=self.criterion, budget=self.budget,
                       time_limit=time_limit, seed=self.seed, options=options, logger=self.logger,
-                      log=self.log)
+                      log=self.log, pool=self.pool)
         sub.started = self.started
         sub.rng = self.rng
         return sub
@@ -209,7 +213,7 @@ def finish_with_bound(ctx: Context, design: DesignBuilder, relaxed: Any, tol: fl
     is within ``tol`` (:func:`allowed_gap`)."""
     from .frank_wolfe import allowed_gap
 
-    value = ctx.criterion.value(information_matrix(ctx.instance, design.counts))
+    value = ctx.criterion.value(information_matrix(ctx.instance, design.counts, ctx.pool))
     bound = max(relaxed.bound, value)  # U >= f always; max guards the last digit
     proven = bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, tol)
     termination = (TerminationCondition.converged if proven

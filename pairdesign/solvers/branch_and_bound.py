@@ -45,7 +45,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
 
     with clock("greedy"):
         best = greedy_design(ctx)
-    best_value = crit.value(information_matrix(inst, best))
+    best_value = crit.value(information_matrix(inst, best, ctx.pool))
     ctx.incumbent = FixedIncumbent(best)
 
     def round_design(x: np.ndarray) -> None:
@@ -53,7 +53,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
         builder = DesignBuilder(inst, ctx.budget)
         builder.fill(np.argsort(-x, kind="stable"))
         n = builder.counts.astype(np.float64)
-        value = crit.value(information_matrix(inst, n))
+        value = crit.value(information_matrix(inst, n, ctx.pool))
         if value > best_value:
             best, best_value = n, value
             ctx.incumbent = FixedIncumbent(best)
@@ -62,7 +62,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
               tol: float = NODE_TOL):
         time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
         node_ctx = Context(instance=inst, criterion=crit, budget=ctx.budget, time_limit=time_left,
-                           seed=None, options=None, logger=_SILENT)
+                           seed=None, options=None, logger=_SILENT, pool=ctx.pool)
         with clock("relaxation"):
             return solve_relaxation(node_ctx, tol=tol, start=start, lower=lo,
                                     upper=hi, stop_below=stop_below, max_iterations=500)
@@ -103,7 +103,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
         free = np.flatnonzero(hi > lo)
         if free.size == 0 or frac.max(initial=0.0) <= _INTEGRAL:  # an integral relaxed design
             xi = np.round(x)
-            value = crit.value(information_matrix(inst, xi)) if not _broken(lc, xi) else -math.inf
+            value = crit.value(information_matrix(inst, xi, ctx.pool)) if not _broken(lc, xi) else -math.inf
             if value > best_value:
                 best, best_value = xi, value
                 ctx.incumbent = FixedIncumbent(best)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..polytope import DesignBuilder
-from ..information import _inverse, centered_features, information_matrix, marginal_gains
+from ..information import _inverse, information_matrix, marginal_gains
 from ..errors import OptionError
 from .base import Context, Outcome, check_stopping, finish_with_bound
 from .frank_wolfe import Relaxed, relax_for_bound
@@ -81,8 +81,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
     from .greedy import complete_greedily
 
     inst, crit = ctx.instance, ctx.criterion
-    cand = inst.candidates
-    phi = centered_features(inst)
+    cand = ctx.pool.pairs
     K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
     stats = SearchStats()
 
@@ -93,9 +92,9 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
         complete_greedily(ctx, design)
 
     def Z(rows: np.ndarray) -> np.ndarray:
-        return phi[cand.j[rows]] - phi[cand.k[rows]]
+        return ctx.pool.features(rows)
 
-    M = information_matrix(inst, design.counts)
+    M = information_matrix(inst, design.counts, ctx.pool)
     Minv = _inverse(M)
     value = crit.value(M)
     ctx.say(f"local search: start f = {value:.10g}, {int(design.counts.sum())} labels")
@@ -118,9 +117,9 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             loss = -exchange_values(Z(chosen), cand.weight[chosen], np.zeros((1, inst.dim)),
                                     np.zeros(1), Minv, K)[0]
             S = chosen[np.argsort(loss, kind="stable")[:removals]]
-            gain = marginal_gains(inst, M, crit, open_q)
+            gain = marginal_gains(inst, M, crit, open_q, ctx.pool)
             top = min(shortlist, open_q.size)
-            Q = open_q[np.argpartition(-gain, top - 1)[:top]] if top < open_q.size else open_q
+            Q = ctx.pool.top(gain, top, among=open_q)
         improved_here = False
         trusted = True  # no improving-looking exchange was left unchecked or refuted
         while stats.exchanges < max_exchanges:
@@ -167,7 +166,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             stats.exchanges += 1
             improved_here = True
             if stats.exchanges % 100 == 0:
-                M = information_matrix(inst, design.counts)
+                M = information_matrix(inst, design.counts, ctx.pool)
                 value = crit.value(M)
             Minv = _inverse(M)
             ctx.progress(lambda: f"local search: {stats.exchanges} exchanges, f = {value:.10g}")
@@ -188,7 +187,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             before = int(design.counts.sum())
             complete_greedily(ctx, design)
             if int(design.counts.sum()) > before:
-                M = information_matrix(inst, design.counts)
+                M = information_matrix(inst, design.counts, ctx.pool)
                 Minv = _inverse(M)
                 value = crit.value(M)
                 continue
@@ -197,7 +196,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             break
         if not improved_here:
             break
-    value = crit.value(information_matrix(inst, design.counts))
+    value = crit.value(information_matrix(inst, design.counts, ctx.pool))
     ctx.say(f"local search: {stats.exchanges} exchanges, {stats.rescreens} screenings, f = {value:.10g}"
             + (" (1-exchange local optimum)" if stats.local_optimum else "")
             + (" (time limit)" if stats.stopped_by_time else ""))

@@ -59,10 +59,10 @@ def outer_approximation(ctx: Context) -> Outcome:
     # greedy: first incumbent and second cut
     with clock("greedy"):
         best = greedy_design(ctx)
-    best_value = crit.value(information_matrix(inst, best))
+    best_value = crit.value(information_matrix(inst, best, ctx.pool))
     ctx.incumbent = FixedIncumbent(best)
 
-    master = (_HighsMaster(inst, crit, lc) if opts.solver == "highs"
+    master = (_HighsMaster(inst, crit, lc, ctx.pool) if opts.solver == "highs"
               else _PyomoMaster(inst, crit, ctx.budget, opts.solver.partition(":")[2] or "appsi_highs"))
     with clock("cut_evaluation"):
         master.add_cut(relaxed.n)
@@ -121,10 +121,10 @@ class _HighsMaster:
 
     solver = "highspy"
 
-    def __init__(self, inst, crit, lc):
+    def __init__(self, inst, crit, lc, pool):
         import highspy
 
-        self.inst, self.crit, self.P = inst, crit, len(inst.candidates)
+        self.inst, self.crit, self.P, self.pool = inst, crit, len(inst.candidates), pool
         P = self.P
         self.h = h = new_highs()
         self.inf = inf = highspy.kHighsInf
@@ -148,9 +148,9 @@ class _HighsMaster:
 
     def add_cut(self, n: np.ndarray) -> float:
         """eta - g^T n <= f(n_t) - g^T n_t; returns f(n_t)."""
-        M = information_matrix(self.inst, n)
+        M = information_matrix(self.inst, n, self.pool)
         value = self.crit.value(M)
-        g = gains(self.inst, M, self.crit)
+        g = gains(self.inst, M, self.crit, self.pool)
         nz = np.flatnonzero(g)
         self.h.addRow(-self.inf, value - float(g @ n), nz.size + 1, np.r_[nz, self.P].astype(np.int32),
                       np.r_[-g[nz], 1.0])

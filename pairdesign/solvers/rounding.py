@@ -153,7 +153,7 @@ def efficient_counts(x: np.ndarray, budget: int) -> np.ndarray:
 
 def round_efficient(ctx: Context, x: np.ndarray) -> DesignBuilder:
     """Efficient rounding to the integer budget (capped by u_p), placed by weight, completed."""
-    cand = ctx.instance.candidates
+    cand = ctx.pool.pairs
     labels = int(math.floor(ctx.budget + 1e-9)) if cand.unit_cost else int(math.floor(x.sum() + 1e-9))
     counts = np.minimum(efficient_counts(x, labels), cand.upper)
     chosen = np.flatnonzero(counts > 0)
@@ -163,7 +163,7 @@ def round_efficient(ctx: Context, x: np.ndarray) -> DesignBuilder:
 
 def rounded_designs(ctx: Context, x: np.ndarray, draws: int) -> DesignBuilder:
     """Every rounding of x; returns the best (logged with each scheme's value)."""
-    cand = ctx.instance.candidates
+    cand = ctx.pool.pairs
     best, best_value, best_name = None, -np.inf, ""
     schemes: list[tuple[str, object]] = [("largest", lambda: round_largest(ctx, x))]
     if int(cand.upper.max(initial=1)) > 1:
@@ -184,4 +184,4 @@ def rounded_designs(ctx: Context, x: np.ndarray, draws: int) -> DesignBuilder:
 
 
 def design_value(ctx: Context, design: DesignBuilder) -> float:
-    return ctx.criterion.value(information_matrix(ctx.instance, design.counts))
+    return ctx.criterion.value(information_matrix(ctx.instance, design.counts, ctx.pool))
