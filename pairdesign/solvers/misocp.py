@@ -31,7 +31,7 @@ class Misocp:
             raise OptionError("method 'misocp' is for the D criterion; use 'exact' for A and L")
         ctx.say(f"misocp: cvxpy with {ctx.options.solver}")
         stats: dict = {}
-        n, status, optimum = solve_misocp(ctx.instance, ctx.budget, ctx.options.solver, ctx.time_limit,
+        n, status, optimum = solve_misocp(ctx.instance, ctx.budget, ctx.options.solver, ctx.deadline.solver_seconds(),
                                           stats)
         ctx.say(f"misocp: stats: compile={stats.get('compile', 0.0):.3f}s "
                 f"solver={stats.get('solver', 0.0):.3f}s lp_iterations={stats.get('iterations')}")

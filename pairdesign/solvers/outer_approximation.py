@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..polytope import linear_constraints
 from ..errors import OptionError
 from .greedy import greedy_design
 from ..information import gains, information_matrix
@@ -49,7 +48,7 @@ def outer_approximation(ctx: Context) -> Outcome:
     """The outer-approximation loop of the module docstring; ``ctx.options`` are
     :class:`pairdesign.solvers.exact.Exact.Options`."""
     inst, crit, opts = ctx.instance, ctx.criterion, ctx.options
-    lc = linear_constraints(inst, ctx.budget)
+    lc = ctx.polytope
     clock = Timings()
 
     # the relaxation: first upper bound and first cut
@@ -80,7 +79,7 @@ def outer_approximation(ctx: Context) -> Outcome:
         if ctx.out_of_time():
             termination = TerminationCondition.time_limit
             break
-        time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
+        time_left = ctx.deadline.solver_seconds()
         with clock("master"):
             state, points, master_bound = master.solve(best, best_value, time_left)
         if master_bound is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..polytope import linear_constraints, shrink_into
+from ..polytope import shrink_into
 from ..errors import OptionError
 from ..information import information_matrix
 from .base import Context, Outcome, check_stopping
@@ -48,7 +48,7 @@ class Relax:
             name = opts.solver.partition(":")[2] or "CLARABEL"
             ctx.say(f"relax: cvxpy with {name.upper()}")
             raw, status = solve_relaxation_cvxpy(ctx.instance, ctx.criterion, ctx.budget, solver=name)
-            n = shrink_into(linear_constraints(ctx.instance, ctx.budget), raw)
+            n = shrink_into(ctx.polytope, raw)
             bound = relaxation_bound(ctx, n)
             termination, solver = TerminationCondition.completed, f"cvxpy:{name.upper()} ({status})"
         value = ctx.criterion.value(information_matrix(ctx.instance, n, ctx.pool))
