@@ -88,7 +88,7 @@ def solve(
     problem = Problem.build(instance, criterion, budget, H=H, pool=pool)
     refuse = getattr(cls, "refuse_time_limit", None)
     if time_limit is not None and refuse is not None:
-        reason = refuse(problem, opts)
+        reason = refuse(problem, opts, float(time_limit))
         if reason:
             raise OptionError(f"method {method!r} cannot honour a time limit here: {reason}")
     deadline = (Deadline.after(time_limit) if deadline is None

@@ -78,7 +78,7 @@ def test_exported_master_is_a_valid_milp_relaxation(tmp_path, capsys, file_forma
     """`pairdesign export` writes the master with two cuts: HiGHS reads it back, and its optimum
     bounds the exact optimum from above, while the Pyomo model solved by appsi_highs agrees."""
     from pairdesign.cli import main
-    from pairdesign.solvers._highs import new_highs
+    from pairdesign.backends.highs import new_highs
 
     out = tmp_path / f"master.{file_format}"
     assert main(["-q", "export", "instances/constrained.json", "--format", file_format,

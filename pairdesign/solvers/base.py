@@ -210,26 +210,54 @@ def method_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def _kinds(annotation: Any) -> set[str]:
+    """The declared type of an option as names: ``"float | None"`` -> {"float", "None"}."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return {part.strip() for part in text.split("|")}
+
+
+def _coerce(method: str, key: str, value: Any, kinds: set[str]) -> Any:
+    """An option value checked against its declared type; text (as the CLI passes it) is
+    parsed by that type. Raises :class:`OptionError` with one line naming the option."""
+    is_bool = isinstance(value, bool)
+    if value is None and "None" in kinds:
+        return None
+    if "bool" in kinds and is_bool:
+        return value
+    if "int" in kinds and isinstance(value, (int, np.integer)) and not is_bool:
+        return int(value)
+    if "float" in kinds and isinstance(value, (int, float, np.integer, np.floating)) and not is_bool:
+        return float(value)
+    if "str" in kinds and isinstance(value, str):
+        return value
+    if isinstance(value, str):  # from the command line: parse by the declared type
+        text = value.strip()
+        if "None" in kinds and text.lower() in ("none", "null"):
+            return None
+        if "bool" in kinds and text.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return text.lower() in ("true", "1", "yes")
+        for kind, parse in (("int", int), ("float", float)):
+            if kind in kinds:
+                try:
+                    return parse(text)
+                except ValueError:
+                    pass
+    wanted = " or ".join(sorted(k if k != "None" else "none" for k in kinds))
+    raise OptionError(f"option {key!r} of method {method!r} must be {wanted}, got {value!r}")
+
+
 def make_options(method: type, options: dict[str, Any] | None) -> Any:
-    """The method's typed options from a dict; unknown names and wrong types are errors."""
+    """The method's typed options from a dict; unknown names and wrong types are errors (text
+    values, as the CLI passes them, are parsed by the option's declared type)."""
     options = dict(options or {})
     known = {f.name: f for f in dataclasses.fields(method.Options)}
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise OptionError(f"unknown option(s) {unknown} for method {method.name!r}; "
                           f"known: {sorted(known) or 'none'}")
-    for key, value in options.items():
-        kind = known[key].type
-        kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-        ok = {
-            "int": isinstance(value, (int, np.integer)) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "str": isinstance(value, str),
-        }.get(kind, True)
-        if not ok:
-            raise OptionError(f"option {key!r} of method {method.name!r} must be {kind}, got {value!r}")
-    opts = method.Options(**options)
+    typed = {key: _coerce(method.name, key, value, _kinds(known[key].type))
+             for key, value in options.items()}
+    opts = method.Options(**typed)
     check = getattr(opts, "check", None)
     if check is not None:
         check()

@@ -50,9 +50,26 @@ class Exact:
                 raise OptionError("option 'solver' of method 'exact' is for algorithm 'oa' (the "
                                   "MILP master); branch and bound solves its own relaxations")
             check_stopping("exact", self.tol, self.max_iterations)
+            if self.solver.startswith("pyomo"):  # a missing solver is a bad request: say so first
+                from ..backends import pyomo as pyomo_backend
+
+                pyomo_backend.solver(self.solver.partition(":")[2] or "appsi_highs")
             if self.max_nodes is not None and (self.max_nodes < 1 or self.resolved_algorithm != "bnb"):
                 raise OptionError("option 'max_nodes' of method 'exact' is a node limit >= 1 of "
                                   "algorithm 'bnb'")
+
+    @staticmethod
+    def refuse_time_limit(problem, options, time_limit: float) -> str | None:
+        """Why a time limit cannot be honoured (None: it can): a Pyomo master through a legacy
+        interface takes no time limit."""
+        from ..backends import pyomo as pyomo_backend
+
+        if options.resolved_algorithm == "oa" and options.solver != "highs":
+            name = options.solver.partition(":")[2] or "appsi_highs"
+            if not pyomo_backend.honours_time_limit(name):
+                return (f"Pyomo solver {name!r} takes no time limit through Pyomo's interface; "
+                        f"use an appsi_ solver (appsi_highs, appsi_gurobi, ...) or no time limit")
+        return None
 
     def run(self, ctx: Context) -> Outcome:
         if ctx.options.resolved_algorithm == "bnb":

@@ -34,7 +34,7 @@ from ..polytope import Polytope, shrink_into
 from ..information import Criterion, PairForms, RankOneInverse, gains, information_matrix
 from ..pool import CandidatePool, top_indices
 from .base import Context
-from ._highs import new_highs
+from ..backends.highs import new_highs
 from .result import TerminationCondition
 
 _EPS = 1e-12
