@@ -77,6 +77,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     while heap:
         target = allowed_gap(crit, best_value, inst.dim, opts.tol)
         bound = max(-heap[0][0], pruned_max)
+        ctx.known.offer_bound(max(min(bound, root_bound), best_value))
         ctx.progress(lambda: f"exact (branch and bound): {nodes} nodes, {len(heap)} open, incumbent "
                      f"{best_value:.10g}, bound {bound:.10g}, gap {bound - best_value:.3g} "
                      f"(target {target:.3g})")

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import brentq, minimize_scalar
 
-from ..polytope import Polytope, shrink_into
+from ..polytope import DesignBuilder, Polytope, shrink_into
 from ..information import Criterion, PairForms, RankOneInverse, gains, information_matrix
 from ..pool import CandidatePool, top_indices
 from .base import Context
@@ -398,6 +398,14 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit, pool))[0])
     else:  # pulled into the polytope: a parent's design clipped to a child's box may break a row
         x = shrink_into(lc, np.asarray(start, dtype=np.float64))
+    if ctx.problem.root and lc is ctx.polytope:
+        def rounded_iterate() -> np.ndarray:
+            """After an interrupt: the current iterate rounded (largest weights first)."""
+            design = DesignBuilder(inst, ctx.budget)
+            design.fill(np.argsort(-x, kind="stable"))
+            return design.counts
+
+        ctx.incumbent = rounded_iterate
     best_bound = math.inf
     value = -math.inf
     exchanges_total, fw_steps, newton_steps = 0, 0, 0

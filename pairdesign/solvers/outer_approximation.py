@@ -87,6 +87,7 @@ def outer_approximation(ctx: Context) -> Outcome:
             state, points, master_bound = master.solve(best, best_value, time_left)
         if master_bound is not None:
             upper = min(upper, master_bound)
+            ctx.known.offer_bound(max(upper, best_value))
         new = [n for n in points if n.tobytes() not in cut_at]
         for n in new:
             with clock("cut_evaluation"):
