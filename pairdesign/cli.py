@@ -29,9 +29,11 @@ def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    from ._jsonio import JSONError, loads
+
     try:
-        return key.replace("-", "_"), json.loads(value)
-    except ValueError:
+        return key.replace("-", "_"), loads(value)
+    except JSONError:
         return key.replace("-", "_"), value
 
 
@@ -52,6 +54,64 @@ def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
     if not out.parent.is_dir() and str(out.parent):
         raise PairdesignError(f"{out}: the folder {out.parent} does not exist")
     return out
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal after resolving links and ``..`` (and case, where
+    the file system ignores it), or the same existing file (hard links)."""
+    if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+PathRoles = Sequence[tuple[str, "str | os.PathLike | None"]]
+
+
+def check_distinct_paths(inputs: PathRoles, outputs: PathRoles,
+                         in_place: Sequence[tuple[str, str]] = ()) -> None:
+    """Refuse a command whose output is one of its inputs or another of its outputs.
+
+    ``inputs`` and ``outputs`` are ``(role, path)`` pairs (a role is the option that gave the
+    path, e.g. ``"--out"``; None paths are skipped); ``in_place`` lists the ``(input role,
+    output role)`` pairs that may be one file on purpose (an instance updated in place).
+    Raises :class:`PairdesignError` naming the path and both roles; nothing has been read or
+    written when it does.
+    """
+    given_in = [(role, path) for role, path in inputs if path is not None]
+    given_out = [(role, path) for role, path in outputs if path is not None]
+    for i, (role, path) in enumerate(given_out):
+        for other, earlier in given_out[:i]:
+            if _same_file(path, earlier):
+                raise PairdesignError(f"{path}: {role} and {other} are the same file; "
+                                      "give each output its own path")
+        for source, read in given_in:
+            if (source, role) not in in_place and _same_file(path, read):
+                raise PairdesignError(f"{path}: {role} is also the input {source}; the command "
+                                      "would overwrite what it reads: write it elsewhere")
+
+
+def _paths_of(args: argparse.Namespace, roles: dict[str, str]) -> list[tuple[str, str | None]]:
+    """``(role, path)`` for the path arguments ``{role: dest}`` of a command (a repeatable
+    option gives one pair per path)."""
+    out: list[tuple[str, str | None]] = []
+    for role, dest in roles.items():
+        value = getattr(args, dest, None)
+        out.extend((role, v) for v in (value if isinstance(value, list) else [value]))
+    return out
+
+
+def _check_command(args: argparse.Namespace) -> None:
+    """Checks every subcommand shares, before it reads or writes anything: a seed is a
+    non-negative integer (NumPy's generators take no other), and no output is an input or
+    another output (from the path roles the subcommand declares)."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and seed < 0:
+        raise PairdesignError(f"--seed: must be a non-negative integer, got {seed}")
+    check_distinct_paths(_paths_of(args, args.inputs), _paths_of(args, args.outputs),
+                         args.in_place)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -356,10 +416,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     if not out_dir.is_dir():
         raise PairdesignError(f"{out_dir}: the folder does not exist")
-    if not args.no_plot:
-        from .simulate.plots import _pyplot
-
-        _pyplot()  # fail before the runs when matplotlib is missing
+    names = [".png", "-summary.md", "-savings.json", "-ceiling.csv", "-ceiling.md"]
+    # the runs CSV may be rewritten from itself (--from-csv OUT/NAME.csv): read whole, same rows
+    check_distinct_paths(_paths_of(args, args.inputs),
+                         [("--out-dir (runs CSV)", out_dir / f"{config.name}.csv")]
+                         + [("--out-dir", out_dir / f"{config.name}{end}") for end in names],
+                         in_place=(("--from-csv", "--out-dir (runs CSV)"),))
     solver_log = logging.getLogger("pairdesign.solvers")
     level = solver_log.level
     solver_log.setLevel(max(logging.WARNING, log.level))  # thousands of solves: keep their lines out
@@ -408,9 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Choose which comparison pairs to send for human preference labeling.")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debugging detail")
+    parser.set_defaults(in_place=())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -q / -v after the subcommand as well as before it (SUPPRESS: the one given before stands
+    # unless repeated after)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bar, only warnings and errors")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="print debugging detail")
 
-    p = sub.add_parser("solve", help="choose pairs for an instance and write the design")
+    p = sub.add_parser("solve", parents=[common], help="choose pairs for an instance and write the design")
     p.add_argument("instance", help="instance file (.json or .npz)")
     p.add_argument("--out", required=True, help="design file to write (.json or .csv)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS))
@@ -426,9 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--certify", action="store_true",
                    help="also solve the relaxation and report its certified bound and the gap")
     p.add_argument("--start", help="local-search: start from greedy (default), round, or a design file")
-    p.set_defaults(run=cmd_solve)
+    p.set_defaults(run=cmd_solve, inputs={"INSTANCE": "instance", "--start": "start"},
+                   outputs={"--out": "out"})
 
-    p = sub.add_parser("compare", help="run methods side by side: objective, certified efficiency, time")
+    p = sub.add_parser("compare", parents=[common], help="run methods side by side: objective, certified efficiency, time")
     p.add_argument("instance", help="instance file (.json or .npz)")
     p.add_argument("--methods", help="comma-separated methods (default: auto, round, local-search, "
                    "greedy and the baselines the instance supports)")
@@ -437,20 +508,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS", help="per method and budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="CSV file for the table")
-    p.add_argument("--plot", help="PNG of objective and time against budget (needs matplotlib)")
-    p.set_defaults(run=cmd_compare)
+    p.add_argument("--plot", help="PNG of objective and time against budget")
+    p.set_defaults(run=cmd_compare, inputs={"INSTANCE": "instance"},
+                   outputs={"--out": "out", "--plot": "plot"})
 
-    p = sub.add_parser("info", help="validate an instance and summarise it")
+    p = sub.add_parser("info", parents=[common], help="validate an instance and summarise it")
     p.add_argument("instance")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(run=cmd_info)
+    p.set_defaults(run=cmd_info, inputs={"INSTANCE": "instance"}, outputs={})
 
-    quiet = argparse.ArgumentParser(add_help=False)
-    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                       help="no progress bar, only warnings and errors")
     from .pipeline.tasks import TASK_FORMATS
 
-    p = sub.add_parser("export", parents=[quiet],
+    p = sub.add_parser("export", parents=[common],
                        help="a design as annotation tasks (--to), or an instance's integer program (--format)",
                        description="export DESIGN --instance INSTANCE --to labelstudio|argilla|jsonl --out TASKS: "
                        "the design's pairs as annotation tasks, in labeling order; "
@@ -465,9 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, help="override the instance's budget")
     p.add_argument("--out", required=True, help="file to write (.json for labelstudio, .jsonl for argilla "
                    "and jsonl; .lp or .mps)")
-    p.set_defaults(run=cmd_export)
+    p.set_defaults(run=cmd_export, inputs={"DESIGN|INSTANCE": "source", "--instance": "instance_file"},
+                   outputs={"--out": "out"})
 
-    p = sub.add_parser("import", parents=[quiet], help="generations (JSONL) into an instance with texts",
+    p = sub.add_parser("import", parents=[common], help="generations (JSONL) into an instance with texts",
                        description="One JSON line per prompt: {prompt_id, prompt, completions: [{id, text, "
                        "embedding, score}]}; embeddings reduced to d by PCA or a seeded random projection.")
     p.add_argument("generations", help="generations file (.jsonl)")
@@ -487,9 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
                            ("id", "id"), ("text", "text"), ("embedding", "embedding"), ("score", "score")):
         p.add_argument(f"--{field}-field", default=default, metavar="NAME",
                        help=f"name of the {field} field (default {default!r})")
-    p.set_defaults(run=cmd_import)
+    p.set_defaults(run=cmd_import, inputs={"GENERATIONS": "generations"}, outputs={"--out": "out"})
 
-    p = sub.add_parser("labels", parents=[quiet], help="labels back: a TRL preference dataset, "
+    p = sub.add_parser("labels", parents=[common], help="labels back: a TRL preference dataset, "
                        "and the labeled pairs stored in the instance")
     p.add_argument("labels", help="labels file (.jsonl, or .json: Label Studio's export)")
     p.add_argument("--instance", dest="instance_file", required=True, help="the instance the tasks came from")
@@ -501,9 +571,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "preference, label, choice, preference.responses or annotations)")
     p.add_argument("--conversational", action="store_true", help="TRL's conversational form (message lists)")
     p.add_argument("--with-ids", action="store_true", help="add prompt_id, chosen_id and rejected_id")
-    p.set_defaults(run=cmd_labels)
+    p.set_defaults(run=cmd_labels, inputs={"LABELS": "labels", "--instance": "instance_file",
+                                          "--design": "design"},
+                   outputs={"--out": "out", "--instance-out": "instance_out"},
+                   in_place=(("--instance", "--instance-out"),))
 
-    p = sub.add_parser("next-round", parents=[quiet], help="refit on all labels so far and design the next batch")
+    p = sub.add_parser("next-round", parents=[common], help="refit on all labels so far and design the next batch")
     p.add_argument("instance", help="instance file (.npz or .json)")
     p.add_argument("--labels", action="append", metavar="LABELS",
                    help="labels file(s) of the last round (repeatable; files already read in are recognised)")
@@ -519,9 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS")
     p.add_argument("--winner-field", metavar="NAME")
-    p.set_defaults(run=cmd_next_round)
+    p.set_defaults(run=cmd_next_round, inputs={"INSTANCE": "instance", "--labels": "labels"},
+                   outputs={"--out": "out", "--design-out": "design_out", "--report": "report"},
+                   in_place=(("INSTANCE", "--out"),))
 
-    p = sub.add_parser("generate", help="write a synthetic instance")
+    p = sub.add_parser("generate", parents=[common], help="write a synthetic instance")
     p.add_argument("--prompts", type=int, required=True, help="number of prompts n")
     p.add_argument("--completions", type=int, required=True, help="completions per prompt K")
     p.add_argument("--dim", type=int, required=True, help="feature dimension d")
@@ -536,19 +611,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="instance name")
     p.add_argument("--out", required=True, help="instance file to write (.json or .npz)")
-    p.set_defaults(run=cmd_generate)
+    p.set_defaults(run=cmd_generate, inputs={}, outputs={"--out": "out"})
 
-    p = sub.add_parser("simulate", help="run the downstream DPO study of a config (TOML or JSON)")
+    p = sub.add_parser("simulate", parents=[common], help="run the downstream DPO study of a config (TOML or JSON)")
     p.add_argument("config", help="study config (.toml or .json): settings, designs, baselines, budgets")
     p.add_argument("--out-dir", default=".", help="folder for NAME.csv, NAME.png, NAME-summary.md")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--from-csv", metavar="CSV", help="recompute summary and plot from a CSV of runs")
     p.add_argument("--ceiling", nargs="?", type=int, const=0, metavar="SEEDS",
                    help="then write NAME-ceiling.csv/.md: the most labels any design could save against the "
                         "best baseline (certified, first-order model; a relaxation per budget and seed), on "
                         "the first SEEDS seeds (default: all)")
-    p.set_defaults(run=cmd_simulate)
+    p.set_defaults(run=cmd_simulate, inputs={"CONFIG": "config", "--from-csv": "from_csv"},
+                   outputs={})  # its outputs are named by the config: checked in cmd_simulate
     return parser
 
 
@@ -561,8 +637,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(level)
     args.log_handler = handler
+    from ._atomic import Terminated, terminate_as_exception
+
     try:
-        return args.run(args)
+        with terminate_as_exception():  # SIGTERM cleans up temporary files like Ctrl-C
+            _check_command(args)
+            return args.run(args)
     except PairdesignError as exc:
         print(f"pairdesign: error: {exc}", file=sys.stderr)
         return 2
@@ -572,6 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pairdesign: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print("pairdesign: terminated", file=sys.stderr)
+        return int(exc.code)
     finally:
         log.removeHandler(handler)
 

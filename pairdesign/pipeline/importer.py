@@ -17,19 +17,19 @@ design, do not depend on the centering.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
+from .._jsonio import JSONError, loads_line
 from ..errors import InputError, OptionError
-from ..instance import Instance
+from ..instance import Instance, text_problem
 from ..progress import Progress
 
 log = logging.getLogger("pairdesign")
@@ -50,8 +50,7 @@ class FieldNames:
     score: str = "score"
 
 
-def _reject_constant(token: str) -> float:
-    raise ValueError(f"{token} is not valid JSON (use finite numbers)")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _id(value: Any, default: str) -> str | None:
@@ -75,6 +74,7 @@ class _Parsed:
     completion_texts: list[str]
     scores: list[float]
     embeddings: list[np.ndarray]  # one (K, D) float32 block per line, or empty
+    lines: list[int] = field(default_factory=list)  # the file line of each block
 
 
 def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool) -> _Parsed:
@@ -93,15 +93,17 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                                  field=f"line {number}" + (f": {where}" if where else ""))
 
             try:
-                row = json.loads(raw, parse_constant=_reject_constant)
-            except (ValueError, UnicodeDecodeError) as exc:
-                fail(f"not valid JSON ({exc})")
+                row = loads_line(raw, number)  # refuses NaN, 1e400, deep nesting, lone surrogates
+            except JSONError as exc:
+                raise InputError(exc.reason, source=str(path), field=exc.where) from None
             if not isinstance(row, dict):
                 fail("must be a JSON object, one prompt per line")
             pid = _id(row.get(names.prompt_id), f"line{number}")
             if pid is None:
                 fail(f"must be a non-empty string or integer, got {row.get(names.prompt_id)!r}",
                      names.prompt_id)
+            if text_problem(pid):
+                fail(str(text_problem(pid)), names.prompt_id)
             if pid in seen:
                 fail(f"duplicate prompt id {pid!r} (also line {seen[pid]})", names.prompt_id)
             seen[pid] = number
@@ -109,6 +111,8 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
             if not isinstance(prompt, str):
                 fail("missing (the prompt's text)" if prompt is None else
                      f"must be a string, got {type(prompt).__name__}", names.prompt)
+            if text_problem(prompt):
+                fail(str(text_problem(prompt)), names.prompt)
             comps = row.get(names.completions)
             if not isinstance(comps, list) or not comps:
                 fail("must be a non-empty list of completions", names.completions)
@@ -122,6 +126,8 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                 if cid is None:
                     fail(f"must be a non-empty string or integer, got {comp.get(names.completion_id)!r}",
                          f"{where}.{names.completion_id}")
+                if text_problem(cid):
+                    fail(str(text_problem(cid)), f"{where}.{names.completion_id}")
                 if cid in ids:
                     fail(f"duplicate completion id {cid!r} within the prompt", f"{where}.{names.completion_id}")
                 ids.add(cid)
@@ -129,6 +135,8 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                 if not isinstance(text, str):
                     fail("missing (the completion's text)" if text is None else
                          f"must be a string, got {type(text).__name__}", f"{where}.{names.text}")
+                if text_problem(text):
+                    fail(str(text_problem(text)), f"{where}.{names.text}")
                 score = comp.get(names.score)
                 if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
                     fail(f"must be a number or null, got {score!r}", f"{where}.{names.score}")
@@ -161,7 +169,14 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                 elif arr.shape[1] != dim:
                     fail(f"has {arr.shape[1]} values, expected {dim} (as line {dim_line})",
                          f"{names.completions}[0].{names.embedding}")
+                big = np.abs(arr).max(axis=1) > _FLOAT32_MAX
+                if big.any():
+                    j = int(np.flatnonzero(big)[0])
+                    fail(f"holds {float(np.abs(arr[j]).max()):.3g}, beyond the float32 range embeddings "
+                         f"are kept in (about {_FLOAT32_MAX:.3g}): rescale the embeddings",
+                         f"{names.completions}[{j}].{names.embedding}")
                 out.embeddings.append(arr.astype(np.float32))
+                out.lines.append(number)
             out.prompt_ids.append(pid)
             out.prompt_texts.append(prompt)
             out.sizes.append(len(comps))
@@ -182,6 +197,8 @@ def reduce_embeddings(
         raise OptionError(f"embeddings must be a 2-d array, got shape {X.shape}")
     if not np.all(np.isfinite(X)):
         raise OptionError("embeddings contain NaN or infinity")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise OptionError(f"The 'seed' parameter must be a non-negative integer or None. Got {seed!r} instead.")
     N, D = X.shape
     if method not in REDUCTIONS:
         raise OptionError(f"unknown reduction {method!r}; choose one of {list(REDUCTIONS)}")
@@ -265,8 +282,18 @@ def import_generations(
         X = embed_texts(model, texts, batch_size=embed_batch_size, progress=progress)
     else:
         X = np.concatenate(parsed.embeddings, axis=0)
+    lines = np.repeat(parsed.lines, [b.shape[0] for b in parsed.embeddings]) if parsed.lines else None
     parsed.embeddings.clear()
-    features, record = reduce_embeddings(X, dim, reduce, seed=seed)
+    with np.errstate(over="raise", invalid="raise"):
+        try:
+            features, record = reduce_embeddings(X, dim, reduce, seed=seed)
+        except FloatingPointError:
+            features = np.array([np.inf])
+    if not np.all(np.isfinite(features)):
+        row = int(np.argmax(np.abs(X).max(axis=1)))
+        where = (f"line {int(lines[row])}: " if lines is not None else "") + "embeddings"
+        raise InputError(f"the embeddings overflow when reduced (values up to "
+                         f"{float(np.abs(X[row]).max()):.3g}): rescale them", source=str(path), field=where)
     if embed_model is not None:
         record["embedded_by"] = str(embed_model)
     del X

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .._atomic import atomic_write
+from .._jsonio import JSONError, loads, loads_line
 from ..errors import InputError, OptionError
 from ..instance import Instance, _pair_keys
 from .tasks import instance_fingerprint
@@ -101,9 +102,9 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"not valid JSON ({exc})", source=str(path)) from None
+            doc = loads(path.read_bytes())  # the safe parser: depth, NaN, surrogates
+        except JSONError as exc:
+            raise InputError(exc.reason, source=str(path), field=exc.where) from None
         if not isinstance(doc, list):
             raise InputError("must be a JSON list of labeled tasks (Label Studio's JSON export)",
                              source=str(path))
@@ -115,10 +116,10 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                 if not raw.strip():
                     continue
                 try:
-                    yield f"line {number}", json.loads(raw)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise InputError(f"not valid JSON ({exc})", source=str(path),
-                                     field=f"line {number}") from None
+                    record = loads_line(raw, number)  # the safe parser: depth, NaN, surrogates
+                except JSONError as exc:
+                    raise InputError(exc.reason, source=str(path), field=exc.where) from None
+                yield f"line {number}", record
     else:
         raise InputError(f"unknown labels file type {suffix!r}: use .jsonl or .json", source=str(path))
 

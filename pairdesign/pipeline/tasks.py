@@ -25,19 +25,10 @@ import numpy as np
 from .._atomic import atomic_write
 from ..design import Design
 from ..errors import OptionError
+from ..fingerprint import instance_fingerprint  # texts, features and ids; see its module
 from ..information import Criterion, RankOneInverse, centered_features, prior_information
 from ..instance import Instance
 from ..progress import Progress
-
-
-def instance_fingerprint(instance: Instance) -> str:
-    """16 hex digits identifying the prompts and completions (ids and grouping) of an instance;
-    it does not change when labels are stored into the instance."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(instance.prompt_ids.tolist()).encode())
-    h.update(np.asarray(instance.prompt_offsets, dtype=np.int64).tobytes())
-    h.update("\x1f".join(instance.completion_ids.tolist()).encode())
-    return h.hexdigest()[:16]
 
 
 def design_id(instance: Instance, design: Design) -> str:
