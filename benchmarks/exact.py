@@ -81,6 +81,10 @@ def main() -> None:
                 print(f"| {P} | {d} | {B} | {name} | error: {exc} | | | | | |", flush=True)
                 seconds[name] = limit
                 continue
+            except pairdesign.OptionError as exc:  # a time limit the method cannot honour
+                print(f"| {P} | {d} | {B} | {name} | refused: {exc} | | | | | |", flush=True)
+                seconds[name] = limit
+                continue
             took = time.perf_counter() - start
             proven = r.status is pairdesign.SolutionStatus.optimal
             # SCIP may finish ("optimal" to its own tolerances) where pairdesign's check of its
