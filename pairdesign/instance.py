@@ -997,11 +997,16 @@ def _suffix(path: Path) -> str:
 
 
 def load_instance(path: str | os.PathLike) -> Instance:
-    """Read an instance from a ``.json`` or ``.npz`` file.
+    """Read an instance from a ``.json`` or ``.npz`` file, or a ``.zarr`` store
+    (:func:`pairdesign.store.load_store`: in memory when it fits, else a lazily opened
+    :class:`~pairdesign.store.InstanceStore` that ``solve`` runs on the Dask pool).
 
     Raises :class:`InstanceError` whose message names the file, the field and the row.
     """
     path = Path(path)
+    if path.suffix.lower() == ".zarr":  # the chunked store: in memory when it fits
+        from .store import load_store
+        return load_store(path)  # type: ignore[return-value]
     suffix = _suffix(path)
     if not path.is_file():
         raise InstanceError("no such file", source=str(path))
@@ -1026,6 +1031,10 @@ def load_instance(path: str | os.PathLike) -> Instance:
 def save_instance(instance: Instance, path: str | os.PathLike) -> None:
     """Write an instance as ``.json`` or ``.npz`` (chosen by the suffix), atomically."""
     path = Path(path)
+    if path.suffix.lower() == ".zarr":
+        from .store import save_store
+        save_store(instance, path)
+        return
     if _suffix(path) == ".json":
         with atomic_write(path, "w", encoding="utf-8") as handle:
             handle.write(_compact_json(_instance_to_json(instance)) + "\n")
