@@ -28,6 +28,7 @@ from .store import InstanceStore
 
 log = logging.getLogger(__name__)
 _FAN_IN = 8
+CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler
 
 __all__ = ["ClusterError", "DaskPool", "connect"]
 
@@ -44,13 +45,13 @@ def _dask():
     return dask
 
 
-def connect(address: str, timeout: float = 10.0):
+def connect(address: str, timeout: float | None = None):
     """A ``distributed.Client`` of the scheduler at ``address``; one clear error if unreachable."""
     _dask()
     from distributed import Client
 
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        return Client(address, timeout=CONNECT_TIMEOUT if timeout is None else timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     except ValueError as exc:  # a malformed address

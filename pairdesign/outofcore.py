@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.linalg as sla
@@ -37,11 +39,14 @@ from .solvers.base import Context, Outcome, make_options, method_class
 from .solvers.frank_wolfe import allowed_gap, solve_relaxation
 from .solvers.result import Result, SolutionStatus, TerminationCondition
 
+if TYPE_CHECKING:
+    from .store import InstanceStore
+
 log = logging.getLogger(__name__)
 
 POOL_METHODS = ("relax", "round", "greedy")
 
-__all__ = ["POOL_METHODS", "WorkingSet", "solve_on_pool"]
+__all__ = ["POOL_METHODS", "WorkingSet", "solve_on_pool", "solve_store"]
 
 
 @dataclass
@@ -343,3 +348,22 @@ def solve_on_pool(pool: CandidatePool, method: str = "round", criterion: str | C
     outcome.bound = bound
     outcome.status = _status(drv.crit, value, bound, drv.dim, tol)
     return drv.result(sub, outcome, "round")
+
+
+def solve_store(store: "str | os.PathLike | InstanceStore", method: str = "round",
+                criterion: str | Criterion = "D", *, scheduler: "str | Any | None" = None,
+                budget: float | None = None, time_limit: float | None = None, seed: int | None = None,
+                options: dict | None = None, H: np.ndarray | None = None) -> Result:
+    """Solve a store (:mod:`pairdesign.store`) on the Dask pool: ``scheduler`` is a scheduler
+    address or a ``distributed.Client`` (default: ``DASK_SCHEDULER_ADDRESS`` if set, else Dask's
+    local threaded scheduler). See :func:`solve_on_pool`."""
+    from .dask_pool import DaskPool
+    from .store import InstanceStore, open_store
+
+    if not isinstance(store, InstanceStore):
+        store = open_store(store)
+    if method not in POOL_METHODS:  # before connecting to anything
+        raise OptionError(f"method {method!r} does not run on the Dask pool; use one of {list(POOL_METHODS)}")
+    with DaskPool(store, scheduler) as pool:
+        return solve_on_pool(pool, method, criterion, budget=budget, time_limit=time_limit, seed=seed,
+                             options=options, H=H)

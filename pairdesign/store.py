@@ -358,16 +358,25 @@ class InstanceStore:
         return first, size
 
     def ids(self, name: str, index: np.ndarray) -> np.ndarray:
-        """``prompt_ids`` or ``completion_ids`` at the given indices, read one id at a time."""
+        """``prompt_ids`` or ``completion_ids`` at the given indices (reads only the chunks of
+        bytes that hold them)."""
         index = np.asarray(index, dtype=np.int64)
         if index.size == 0:
             return np.zeros(0, dtype=str)
         offsets = self.group[f"{name}_offsets"]
-        starts = offsets.get_orthogonal_selection(index)
-        ends = offsets.get_orthogonal_selection(index + 1)
+        starts = np.asarray(offsets.get_orthogonal_selection(index), dtype=np.int64)
+        ends = np.asarray(offsets.get_orthogonal_selection(index + 1), dtype=np.int64)
         data = self.group[f"{name}_bytes"]
-        return np.asarray([bytes(data[int(a):int(b)]).decode("utf-8") if b > a else ""
-                           for a, b in zip(starts, ends)], dtype=str)
+        size = int(data.chunks[0])
+        pieces: dict[int, bytes] = {}
+        for c in np.unique(np.concatenate([starts // size, np.maximum(ends - 1, starts) // size])).tolist():
+            pieces[c] = np.asarray(data[c * size:(c + 1) * size], dtype=np.uint8).tobytes()
+
+        def text(a: int, b: int) -> str:
+            raw = b"".join(pieces[c][max(a - c * size, 0):b - c * size] for c in range(a // size, (b - 1) // size + 1))
+            return raw.decode("utf-8")
+
+        return np.asarray([text(a, b) if b > a else "" for a, b in zip(starts.tolist(), ends.tolist())], dtype=str)
 
     def scores_of(self, rows: np.ndarray) -> np.ndarray | None:
         if not self.has_scores:
@@ -406,6 +415,25 @@ class InstanceStore:
             return _instance_from_npz(data)
         except InstanceError as exc:
             raise exc.with_source(str(self.path)) from None
+
+
+def describe_store(store: InstanceStore) -> dict[str, Any]:
+    """What ``pairdesign info`` prints of a store, read without loading it."""
+    meta = store.meta
+    K = store.n_completions / max(store.n_prompts, 1)
+    facts: dict[str, Any] = {
+        "name": store.name, "prompts": store.n_prompts, "completions": store.n_completions,
+        "dimension": store.dim, "budget": meta.get("budget"), "ridge": meta.get("ridge"),
+        "weights": meta.get("weights"), "scores": "yes" if store.has_scores else "none",
+        "max_pairs_per_prompt": meta.get("max_pairs_per_prompt"),
+        "max_pairs_per_completion": meta.get("max_pairs_per_completion"),
+        "max_labels_per_pair": meta.get("max_labels_per_pair"),
+    }
+    if "pairs" not in store.array_names and float(K).is_integer():
+        facts["candidate_pairs"] = int(store.n_prompts * K * (K - 1) // 2)
+    facts.update({"store_blocks": store.n_blocks, "store_features": store.feature_dtype,
+                  "in_memory_estimate_gib": round(store.memory_bytes() / 2**30, 3)})
+    return facts
 
 
 def open_store(path: str | os.PathLike) -> InstanceStore:
