@@ -239,7 +239,7 @@ class Instance:
     def candidates(self) -> Candidates:
         """The candidate pairs (explicit or all pairs within each prompt), minus pairs fixed out
         and pairs already labeled, with their costs, bounds and Bradley-Terry weights."""
-        from .information import bradley_terry_weights
+        from .model import bradley_terry_weights
 
         N = self.n_completions
         if self.pairs is None:

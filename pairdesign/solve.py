@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from .constraints import violations
+from .polytope import violations
 from .errors import OptionError
 from .information import Criterion, objective
 from .instance import Instance
+from .pool import CandidatePool
 from .solvers.base import DEFAULT_METHOD, Context, Outcome, make_options, method_class
 from .solvers.result import Result, TerminationCondition
 
@@ -47,6 +48,7 @@ def solve(
     options: dict[str, Any] | None = None,
     H: np.ndarray | None = None,
     certify: bool = False,
+    pool: CandidatePool | None = None,
 ) -> Result:
     """Choose the pairs to label.
 
@@ -65,6 +67,8 @@ def solve(
     certify : also solve the convex relaxation (to a D-efficiency loss, or relative gap, of 1e-6)
         and report its certified optimum bound as the Result's ``bound`` and ``gap``, for methods
         that carry no bound of their own.
+    pool : the candidate pool every method reads the candidates through (default: the instance's,
+        in memory; see :mod:`pairdesign.pool`).
 
     Returns a :class:`Result` whose objective is f(M(n)) recomputed from the instance.
 
@@ -90,7 +94,7 @@ def solve(
     instance.check_fixed_feasible(budget)
 
     ctx = Context(instance=instance, criterion=crit, budget=budget, time_limit=time_limit,
-                  seed=seed, options=opts, logger=logging.getLogger(cls.__module__))
+                  seed=seed, options=opts, logger=logging.getLogger(cls.__module__), pool=pool)
     try:
         outcome = cls().run(ctx)
     except KeyboardInterrupt:
@@ -104,7 +108,7 @@ def solve(
         ctx.say("certify: solving the relaxation for a bound")
         time_left = None if time_limit is None else max(time_limit - ctx.elapsed(), 1e-9)
         bound_ctx = Context(instance=instance, criterion=crit, budget=budget, time_limit=time_left,
-                            seed=seed, options=None, logger=ctx.logger)
+                            seed=seed, options=None, logger=ctx.logger, pool=ctx.pool)
         outcome.bound = solve_relaxation(bound_ctx, tol=1e-6).bound
         ctx.log.extend(bound_ctx.log)
     return _result(instance, crit, method, budget, seed, ctx, outcome)

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 import pairdesign
 from helpers import check_feasible, has_feasible_design, random_instance
 from pairdesign import Criterion, SolutionStatus, TerminationCondition, objective, solve
-from pairdesign.constraints import violations
+from pairdesign.polytope import violations
 
 
 def enumerable(inst) -> bool:

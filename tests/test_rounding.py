@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import pairdesign
 from helpers import check_feasible, has_feasible_design, random_instance
 from pairdesign import Criterion, DesignError, OptionError, SolutionStatus, objective, solve
-from pairdesign.constraints import DesignBuilder, violations
+from pairdesign.polytope import DesignBuilder, violations
 from pairdesign.solvers.base import Context
 from pairdesign.solvers.frank_wolfe import solve_relaxation
 from pairdesign.solvers.rounding import efficient_counts, pipage_counts

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import linear_constraints
+from ..polytope import linear_constraints
 from ..information import Criterion, gains, information_matrix
 from ..instance import Instance
 

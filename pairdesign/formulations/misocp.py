@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import linear_constraints
+from ..polytope import linear_constraints
 from ..errors import OptionError, SolverError
 from ..information import centered_features, prior_information
 from ..instance import Instance

@@ -39,11 +39,11 @@ class Auto:
                                   "exact_time > 0")
 
     def run(self, ctx: Context) -> Outcome:
-        from .relax_round import Round
+        from .round import Round
 
         opts = ctx.options
         inst, crit = ctx.instance, ctx.criterion
-        P = len(inst.candidates)
+        P = ctx.pool.size
         round_ctx = ctx.phase(Round.Options(tol=opts.tol, draws=opts.draws), ctx.time_limit)
         rounded = Round().run(round_ctx)
         ctx.incumbent = round_ctx.incumbent
@@ -56,18 +56,18 @@ class Auto:
         if ctx.out_of_time():
             return _solver(rounded, "round")
 
-        from .outer_approximation import OuterApproximation
+        from .exact import Exact
 
         deadline = ctx.time_limit if ctx.time_limit is not None else ctx.elapsed() + opts.exact_time
         ctx.say(f"auto: {P} candidate pairs: trying to prove optimality (exact) "
                 f"for up to {deadline - ctx.elapsed():.1f} s")
         # branch and bound: the faster exact algorithm on the benchmark (benchmarks/RESULTS.md),
         # started from the rounded design
-        exact_ctx = ctx.phase(OuterApproximation.Options(tol=opts.tol, algorithm="bnb"), deadline)
+        exact_ctx = ctx.phase(Exact.Options(tol=opts.tol, algorithm="bnb"), deadline)
         exact_ctx.start = np.asarray(rounded.counts, dtype=np.int64)
-        exact = OuterApproximation().run(exact_ctx)
+        exact = Exact().run(exact_ctx)
 
-        values = [crit.value(information_matrix(inst, o.counts)) for o in (rounded, exact)]
+        values = [crit.value(information_matrix(inst, o.counts, ctx.pool)) for o in (rounded, exact)]
         best = exact if values[1] > values[0] else rounded
         value = max(values)
         bound = min(b for b in (rounded.bound, exact.bound) if b is not None)

@@ -13,14 +13,16 @@ import dataclasses
 import importlib
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 
-from ..constraints import DesignBuilder
+from ..polytope import DesignBuilder
+from ..pool import CandidatePool, InMemoryPool
 from ..errors import OptionError
-from ..information import Criterion
+from ..information import Criterion, information_matrix
 from ..instance import Instance
 from .result import SolutionStatus, TerminationCondition
 
@@ -28,10 +30,10 @@ from .result import SolutionStatus, TerminationCondition
 METHODS: dict[str, str] = {
     "greedy": "pairdesign.solvers.greedy:Greedy",
     "auto": "pairdesign.solvers.auto:Auto",
-    "round": "pairdesign.solvers.relax_round:Round",
-    "local-search": "pairdesign.solvers.relax_round:LocalSearch",
+    "round": "pairdesign.solvers.round:Round",
+    "local-search": "pairdesign.solvers.local_search:LocalSearch",
     "relax": "pairdesign.solvers.relax:Relax",
-    "exact": "pairdesign.solvers.outer_approximation:OuterApproximation",
+    "exact": "pairdesign.solvers.exact:Exact",
     "misocp": "pairdesign.solvers.misocp:Misocp",
     "random": "pairdesign.solvers.baselines:RandomPairs",
     "first-k": "pairdesign.solvers.baselines:FirstK",
@@ -60,10 +62,13 @@ class Context:
     log: list[str] = field(default_factory=list)
     incumbent: DesignBuilder | None = None
     start: np.ndarray | None = None  # a feasible integer design from an earlier phase (auto)
+    pool: CandidatePool | None = None  # the candidate pool (default: the instance's, in memory)
     _last_progress: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+        if self.pool is None:
+            self.pool = InMemoryPool.of(self.instance)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -93,7 +98,7 @@ class Context:
         its own options and deadline (``time_limit`` seconds after this context started)."""
         sub = Context(instance=self.instance, criterion=self.criterion, budget=self.budget,
                       time_limit=time_limit, seed=self.seed, options=options, logger=self.logger,
-                      log=self.log)
+                      log=self.log, pool=self.pool)
         sub.started = self.started
         sub.rng = self.rng
         return sub
@@ -175,3 +180,46 @@ def make_options(method: type, options: dict[str, Any] | None) -> Any:
     if check is not None:
         check()
     return opts
+
+
+class Timings:
+    """Seconds spent per phase: ``with clock("master"): ...``; ``summary()`` for the log."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def summary(self) -> str:
+        return " ".join(f"{k}={v:.3f}s" for k, v in self.seconds.items())
+
+
+class FixedIncumbent:
+    """An incumbent for the front door's interrupt handling (it reads ``.counts``)."""
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = counts.astype(np.int64)
+
+
+def finish_with_bound(ctx: Context, design: DesignBuilder, relaxed: Any, tol: float, stopped: bool,
+            solver: str, method: str) -> Outcome:
+    """The Outcome of a design with the relaxation's certified bound: ``optimal`` when the gap
+    is within ``tol`` (:func:`allowed_gap`)."""
+    from .frank_wolfe import allowed_gap
+
+    value = ctx.criterion.value(information_matrix(ctx.instance, design.counts, ctx.pool))
+    bound = max(relaxed.bound, value)  # U >= f always; max guards the last digit
+    proven = bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, tol)
+    termination = (TerminationCondition.converged if proven
+                   else TerminationCondition.time_limit if stopped else TerminationCondition.completed)
+    ctx.say(f"{method}: f = {value:.10g}, "
+            f"bound {bound:.10g}, gap {bound - value:.3g}")
+    return Outcome(design.counts.copy(), termination,
+                   SolutionStatus.optimal if proven else SolutionStatus.feasible,
+                   bound=bound, solver=solver)

@@ -31,13 +31,11 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import brentq, minimize_scalar
 
-from ..constraints import LinearConstraints, linear_constraints, shrink_into
-from ..information import (Criterion, PairForms, RankOneInverse, centered_features, gains,
-                           information_matrix, pair_graph_form)
-from ..instance import Instance
+from ..polytope import Polytope, linear_constraints, shrink_into
+from ..information import Criterion, PairForms, RankOneInverse, gains, information_matrix
+from ..pool import CandidatePool, top_indices
 from .base import Context
 from ._highs import new_highs
-from .linear_oracle import LinearOracle
 from .result import TerminationCondition
 
 _EPS = 1e-12
@@ -63,26 +61,22 @@ def allowed_gap(criterion: Criterion, value: float, dim: int, tol: float) -> flo
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest values, largest first (O(n), not a full sort)."""
-    if values.size > k:
-        part = np.argpartition(-values, k)[:k]
-        return part[np.argsort(-values[part])]
-    return np.argsort(-values)
+    """Indices of the k largest values of a working set's vector, largest first."""
+    return top_indices(values, k)
 
 
 class _Exchanges:
     """Pairwise exchanges on a working set S of candidates (see the module docstring)."""
 
-    def __init__(self, instance: Instance, crit: Criterion, lc: LinearConstraints, A_csc,
+    def __init__(self, pool: CandidatePool, crit: Criterion, lc: Polytope, A_csc,
                  work: np.ndarray, x: np.ndarray, slack: np.ndarray, tracker: RankOneInverse):
-        cand = instance.candidates
-        phi = centered_features(instance)
+        cand = pool.pairs
         self.crit, self.work, self.x, self.slack, self.tracker = crit, work, x, slack, tracker
         self.A = A_csc
         self.cost = cand.cost[work]
         self.lower, self.upper = lc.lower[work], lc.upper[work]
         self.budget_scale = max(1.0, float(lc.b[0]))
-        self.forms = PairForms(phi[cand.j[work]] - phi[cand.k[work]], cand.weight[work],
+        self.forms = PairForms(pool.features(work), cand.weight[work],
                                tracker.Minv, crit)
         rows = lc.prompt_row[cand.prompt[work]]
         self.prompt_rows = rows if (rows >= 0).any() else None
@@ -239,7 +233,7 @@ class _Exchanges:
         return steps
 
 
-def _longest_step(lc: LinearConstraints, x: np.ndarray, direction: np.ndarray) -> float:
+def _longest_step(lc: Polytope, x: np.ndarray, direction: np.ndarray) -> float:
     """The largest gamma in [0, 1] with x + gamma direction feasible (a ratio test: directions
     from HiGHS are feasible only to its tolerances)."""
     gamma = 1.0
@@ -257,14 +251,13 @@ def _longest_step(lc: LinearConstraints, x: np.ndarray, direction: np.ndarray) -
     return max(gamma, 0.0)
 
 
-def _best_step(instance: Instance, crit: Criterion, direction: np.ndarray, M: np.ndarray,
+def _best_step(pool: CandidatePool, crit: Criterion, direction: np.ndarray, M: np.ndarray,
                gamma_max: float = 1.0) -> float:
     """argmax over gamma in [0, gamma_max] of f(M + gamma Delta), Delta = sum_p direction_p w_p z_p z_p^T,
     through the generalised eigenvalues lambda of (Delta, M):
     log det(M + gamma Delta) = log det M + sum log(1 + gamma lambda), and for A, L
     tr(K (M + gamma Delta)^-1) = sum k_i / (1 + gamma lambda_i)."""
-    cand = instance.candidates
-    Delta = pair_graph_form(centered_features(instance), cand.j, cand.k, direction * cand.weight)
+    Delta = pool.information(direction)
     chol = np.linalg.cholesky(M)
     T = sla.solve_triangular(chol, sla.solve_triangular(chol, Delta, lower=True).T, lower=True)
     lam, V = np.linalg.eigh(0.5 * (T + T.T))
@@ -286,7 +279,7 @@ NEWTON_MAX_PAIRS = 1500  # a dense |S| x |S| Hessian for HiGHS's QP solver
 CLARABEL_MAX_PAIRS = 300  # the interior-point fallback when HiGHS's QP solver cycles
 
 
-def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints, work: np.ndarray,
+def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: np.ndarray,
                       x: np.ndarray, M: np.ndarray, time_left: float = 10.0) -> np.ndarray | None:
     """The projected Newton direction on the working set S: the QP
 
@@ -298,7 +291,7 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
     import highspy
     import scipy.sparse as sp
 
-    cand = instance.candidates
+    cand = pool.pairs
     # pairs at their lower bound in a full row cannot move (A >= 0): leave them out, or their
     # (often huge) gains would set the QP's scale and drown the gains of the pairs that can
     slack = lc.b - lc.A @ x
@@ -308,8 +301,7 @@ def _newton_direction(instance: Instance, crit: Criterion, lc: LinearConstraints
         work = work[~(in_full & (x[work] <= lc.lower[work] + 1e-15))]
     if work.size == 0:
         return None
-    phi = centered_features(instance)
-    Z = phi[cand.j[work]] - phi[cand.k[work]]
+    Z = pool.features(work)
     w = cand.weight[work]
     Minv = np.linalg.inv(M)
     Y = Z @ Minv
@@ -391,16 +383,17 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
     must keep ``A lower <= b``); ``stop_below`` stops the run as soon as the certified bound is
     at most that value (termination ``completed``: the node can be pruned)."""
     inst, crit = ctx.instance, ctx.criterion
-    cand = inst.candidates
+    cand = ctx.pool.pairs
     lc = linear_constraints(inst, ctx.budget)
     if lower is not None or upper is not None:
         lc = dataclasses.replace(lc, lower=lc.lower if lower is None else np.asarray(lower, np.float64),
                                  upper=lc.upper if upper is None else np.asarray(upper, np.float64))
     A_csc = lc.A.tocsc()
-    oracle = LinearOracle(inst, lc)
-    M0 = information_matrix(inst, lc.lower)
+    pool = ctx.pool
+    oracle = pool.oracle(lc)
+    M0 = information_matrix(inst, lc.lower, pool)
     if start is None:
-        x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit))[0])
+        x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit, pool))[0])
     else:  # pulled into the polytope: a parent's design clipped to a child's box may break a row
         x = shrink_into(lc, np.asarray(start, dtype=np.float64))
     best_bound = math.inf
@@ -410,9 +403,9 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
     termination = TerminationCondition.iteration_limit
     iteration = 0
     for iteration in range(1, max_iterations + 1):
-        M = information_matrix(inst, x)
+        M = information_matrix(inst, x, pool)
         value = crit.value(M)
-        g = gains(inst, M, crit)
+        g = gains(inst, M, crit, pool)
         s, top = oracle.maximize(g)
         best_bound = min(best_bound, value + top - float(g @ x))
         gap = best_bound - value
@@ -435,33 +428,33 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         extra = max(256, support.size // 4)
         room = np.flatnonzero(x < lc.upper - _EPS)
         if room.size > extra:
-            room = room[np.argpartition(-ratio[room], extra)[:extra]]
+            room = pool.top(ratio[room], extra, among=room)
         work = np.union1d(support, room)
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
             gamma = 0.0
             if work.size <= NEWTON_MAX_PAIRS:
                 time_left = math.inf if ctx.time_limit is None else ctx.time_limit - ctx.elapsed()
-                direction = _newton_direction(inst, crit, lc, work, x, M, time_left)
+                direction = _newton_direction(pool, crit, lc, work, x, M, time_left)
                 if direction is not None:
-                    gamma = _best_step(inst, crit, direction, M, _longest_step(lc, x, direction))
+                    gamma = _best_step(pool, crit, direction, M, _longest_step(lc, x, direction))
                     newton_steps += gamma > 0
             if gamma <= 0:
                 direction = s - x
-                gamma = _best_step(inst, crit, direction, M, _longest_step(lc, x, direction))
+                gamma = _best_step(pool, crit, direction, M, _longest_step(lc, x, direction))
                 fw_steps += 1
             x = shrink_into(lc, x + gamma * direction)
             stalled = False
             continue
         slack = lc.b - lc.A @ x
         tracker = RankOneInverse(M, crit, refresh=500)
-        ex = _Exchanges(inst, crit, lc, A_csc, work, x, slack, tracker)
+        ex = _Exchanges(pool, crit, lc, A_csc, work, x, slack, tracker)
         budget_scale = max(float(lc.b[0]), 1.0)
         steps = ex.run(ctx, tol=target / budget_scale, max_steps=20 * work.size)
         exchanges_total += steps
         x = shrink_into(lc, x)  # feasible up to rounding: make it exact
         # no exchange, or exchanges that gained next to nothing against the gap: change tack
-        stalled = steps == 0 or crit.value(information_matrix(inst, x)) - value <= 1e-3 * gap
-    value = crit.value(information_matrix(inst, x))
+        stalled = steps == 0 or crit.value(information_matrix(inst, x, pool)) - value <= 1e-3 * gap
+    value = crit.value(information_matrix(inst, x, pool))
     ctx.say(f"relax: {termination.value} after {iteration} iterations ({exchanges_total} exchanges, "
             f"{newton_steps} Newton and {fw_steps} Frank-Wolfe steps): f = {value:.10g}, "
             f"bound = {best_bound:.10g}")
@@ -472,7 +465,24 @@ def relaxation_bound(ctx: Context, n: np.ndarray) -> float:
     """The certificate at a given (feasible) design: f(n) + max_s g(n)^T (s - n)."""
     inst, crit = ctx.instance, ctx.criterion
     lc = linear_constraints(inst, ctx.budget)
-    M = information_matrix(inst, n)
-    g = gains(inst, M, crit)
-    _, top = LinearOracle(inst, lc).maximize(g)
+    M = information_matrix(inst, n, ctx.pool)
+    g = gains(inst, M, crit, ctx.pool)
+    _, top = ctx.pool.oracle(lc).maximize(g)
     return crit.value(M) + top - float(g @ n)
+
+
+LARGE = 200_000  # candidate pairs from which the relaxation is solved to 1e-4 by default
+
+
+def relax_for_bound(ctx: Context, tol: float | None, start: np.ndarray | None = None) -> Relaxed:
+    """The relaxation, solved within the time limit (its bound is valid however far it got).
+
+    ``tol`` is its certified tolerance; None means 1e-6, or 1e-4 from ``LARGE`` candidate pairs
+    on (a D-efficiency loss of 1e-4 in the bound is far below what rounding loses there, and
+    halves the time)."""
+    if tol is None:
+        tol = 1e-4 if ctx.pool.size >= LARGE else 1e-6
+    relaxed = solve_relaxation(ctx, tol=tol, start=start)
+    ctx.say(f"relaxation: f = {relaxed.value:.10g}, certified bound {relaxed.bound:.10g} "
+            f"({relaxed.termination.value})")
+    return relaxed

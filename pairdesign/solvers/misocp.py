@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..constraints import violations
+from ..polytope import violations
 from ..errors import OptionError
 from .base import Context, Outcome
 from ..information import information_matrix
@@ -37,7 +37,7 @@ class Misocp:
                 f"solver={stats.get('solver', 0.0):.3f}s lp_iterations={stats.get('iterations')}")
         if violations(ctx.instance, n, ctx.budget):
             raise RuntimeError(f"{ctx.options.solver} returned a design outside the constraints")
-        value = ctx.criterion.value(information_matrix(ctx.instance, n))
+        value = ctx.criterion.value(information_matrix(ctx.instance, n, ctx.pool))
         bound = optimum if optimum is not None else solve_relaxation(ctx, tol=1e-6).bound
         # the solver's "optimal" counts only if its optimum matches the design's recomputed log
         # det within the tolerance (its conic tolerances can leave them apart)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constraints import linear_constraints, shrink_into
+from ..polytope import linear_constraints, shrink_into
 from ..errors import OptionError
 from ..information import information_matrix
 from .base import Context, Outcome, check_stopping
@@ -51,7 +51,7 @@ class Relax:
             n = shrink_into(linear_constraints(ctx.instance, ctx.budget), raw)
             bound = relaxation_bound(ctx, n)
             termination, solver = TerminationCondition.completed, f"cvxpy:{name.upper()} ({status})"
-        value = ctx.criterion.value(information_matrix(ctx.instance, n))
+        value = ctx.criterion.value(information_matrix(ctx.instance, n, ctx.pool))
         proven = bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, opts.tol)
         return Outcome(n, termination, SolutionStatus.optimal if proven else SolutionStatus.feasible,
                        bound=bound, solver=solver, fractional=True)

@@ -194,8 +194,8 @@ class DesignBuilder:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearConstraints:
-    """The constraints of section 4 as ``A n <= b, lower <= n <= upper`` over the candidates.
+class Polytope:
+    """The feasible set of designs (the constraints of docs/design.md) as ``A n <= b, lower <= n <= upper`` over the candidates.
 
     Rows: the budget (costs), every finite per-prompt cap, every per-completion cap (if any), every
     group budget. ``A`` is sparse (CSR), with ``names[r]`` saying what row r is.
@@ -213,8 +213,11 @@ class LinearConstraints:
         return int(self.b.shape[0])
 
 
-def linear_constraints(instance: Instance, budget: float | None = None) -> LinearConstraints:
-    """Build :class:`LinearConstraints` for an instance (and optionally another budget)."""
+LinearConstraints = Polytope  # the former name
+
+
+def linear_constraints(instance: Instance, budget: float | None = None) -> Polytope:
+    """Build the :class:`Polytope` for an instance (and optionally another budget)."""
     cand = instance.candidates
     budget = instance.budget if budget is None else float(budget)
     P = len(cand)
@@ -254,7 +257,7 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Linea
                              prompt_row=prompt_row)
 
 
-def shrink_into(lc: LinearConstraints, n: np.ndarray) -> np.ndarray:
+def shrink_into(lc: Polytope, n: np.ndarray) -> np.ndarray:
     """A point pulled into the polytope: clipped to the bounds, then the part above the lower
     bounds shrunk until every row ``A n <= b`` holds (A >= 0, so the result is feasible).
     Meant for points that are feasible up to rounding or a solver's tolerances."""

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import LinearConstraints
-from ..errors import InfeasibleError
-from ..instance import Instance
+from .polytope import Polytope
+from .errors import InfeasibleError
+from .instance import Instance
 
 _EPS = 1e-12
 
@@ -30,7 +30,7 @@ class LinearOracle:
 
         max g^T s <= y^T b + sum_p max(r_p lower_p, r_p upper_p),   r = g - A^T y)."""
 
-    def __init__(self, instance: Instance, constraints: LinearConstraints):
+    def __init__(self, instance: Instance, constraints: Polytope):
         self.instance = instance
         self.lc = constraints
         cand = instance.candidates
