@@ -21,7 +21,8 @@ lists, per-completion caps and group budgets are not supported by the pool: the 
 an LP over all pairs). :class:`MemoryPool` runs the kernels in this process on an in-memory
 instance; :class:`pairdesign.dask_pool.DaskPool` runs the same kernels on Dask workers over a
 store (:mod:`pairdesign.store`). The solvers above them (:mod:`pairdesign.outofcore`) see only
-the pool.
+the pool. :func:`forms_block` serves the seam of :mod:`pairdesign.pool` (length-P vectors of
+quadratic forms, gathered in the driver).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .information import pair_quadratic_forms, sigmoid
 from .instance import Instance
 from .store import Block, block_layout
 
-__all__ = ["BlockSource", "CandidatePool", "GainPass", "MarginalPass", "MemoryPool", "PoolSpec",
+__all__ = ["BlockPool", "BlockSource", "GainPass", "MarginalPass", "MemoryPool", "PoolSpec",
            "RowData", "TopPairs", "VertexEntries"]
 
 
@@ -383,6 +384,15 @@ def rows_block(source: BlockSource, b: int, rows: np.ndarray) -> RowData:
     return RowData.of(block, centred(block), np.asarray(rows, dtype=np.int64) - block.row0)
 
 
+def forms_block(source: BlockSource, b: int, spec: PoolSpec, factors: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``|R^T z_p|^2`` of every candidate pair of block ``b`` for each factor R (unweighted), in
+    the candidates' order (the seam's :meth:`~pairdesign.pool.CandidatePool.quadratic_forms`)."""
+    block = source.block(b)
+    phi = centred(block)
+    cand = block_pairs(block, spec)
+    return [pair_quadratic_forms(phi @ R, cand.jl, cand.kl) for R in factors]
+
+
 def covariance_block(source: BlockSource, b: int) -> np.ndarray:
     """sum over the block's prompts of the uniform policy's covariance of phi (for the L criterion:
     H = that sum over all prompts / n)."""
@@ -393,9 +403,9 @@ def covariance_block(source: BlockSource, b: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ the pool seam
-class CandidatePool(Protocol):
-    """Everything that touches all candidate pairs (the seam the solvers of
-    :mod:`pairdesign.outofcore` run on)."""
+class BlockPool(Protocol):
+    """The passes over all candidate pairs that reduce on the workers (what the out-of-core
+    solvers of :mod:`pairdesign.outofcore` run on: nothing of length P reaches the driver)."""
 
     spec: PoolSpec
     meta: dict[str, Any]

@@ -60,7 +60,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     out = _check_output(args.out, (".json", ".csv"))
     instance = load_instance(args.instance)
-    if args.scheduler is not None or not hasattr(instance, "candidates"):
+    if args.scheduler is not None or not hasattr(instance, "candidates") or (
+            os.environ.get("DASK_SCHEDULER_ADDRESS") and args.instance.lower().endswith(".zarr")):
         return _solve_on_dask(args, out)
     options = dict(args.option or [])
     if args.solver is not None:
@@ -80,21 +81,41 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _solve_on_dask(args: argparse.Namespace, out: Path) -> int:
-    """solve a .zarr store on the Dask pool (too large for memory, or --scheduler given)."""
-    from .outofcore import POOL_METHODS, solve_store
-    from .store import is_store
+    """Solve a .zarr store on Dask: a store whose instance fits in memory runs every method
+    unchanged on the seam's Dask pool (--scheduler given); a larger one runs relax, round or
+    greedy out of core (pairdesign.outofcore)."""
+    from .store import InstanceStore, is_store, open_store
 
     if not is_store(args.instance):
         raise PairdesignError(f"{args.instance}: --scheduler runs a .zarr store on Dask; this is not one")
-    method = "round" if args.method == "auto" else args.method
-    if method not in POOL_METHODS or args.certify or args.solver or args.start:
-        raise PairdesignError(f"a store runs on the Dask pool with --method {', '.join(POOL_METHODS)} "
-                              "(no --certify, --solver or --start: round and relax carry a certified bound)")
     scheduler = None if args.scheduler in (None, "local") else args.scheduler
-    with _solve_display(args, args.time_limit):
-        result = solve_store(args.instance, method, args.criterion, scheduler=scheduler,
-                             budget=args.budget, time_limit=args.time_limit, seed=args.seed,
-                             options=dict(args.option or []))
+    options = dict(args.option or [])
+    store = open_store(args.instance)
+    from .instance import load_instance
+    instance = load_instance(args.instance)
+    if not isinstance(instance, InstanceStore):
+        from .dask_pool import DaskCandidatePool
+        from .solve import solve
+
+        if args.start is not None:
+            options["start"] = args.start
+        if args.solver is not None:
+            options["solver"] = args.solver
+        with DaskCandidatePool(store, instance, scheduler) as pool, _solve_display(args, args.time_limit):
+            result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
+                           time_limit=args.time_limit, seed=args.seed, options=options,
+                           certify=args.certify, pool=pool)
+    else:
+        from .outofcore import POOL_METHODS, solve_store
+
+        method = "round" if args.method == "auto" else args.method
+        if method not in POOL_METHODS or args.certify or args.solver or args.start:
+            raise PairdesignError(f"{args.instance} is too large for memory: it runs out of core with "
+                                  f"--method {', '.join(POOL_METHODS)} (no --certify, --solver or --start: "
+                                  "round and relax carry a certified bound)")
+        with _solve_display(args, args.time_limit):
+            result = solve_store(store, method, args.criterion, scheduler=scheduler, budget=args.budget,
+                                 time_limit=args.time_limit, seed=args.seed, options=options)
     result.save(out)
     print(result.summary())
     print(f"wrote {out}")
@@ -471,8 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also solve the relaxation and report its certified bound and the gap")
     p.add_argument("--start", help="local-search: start from greedy (default), round, or a design file")
     p.add_argument("--scheduler", metavar="ADDRESS|local",
-                   help="solve a .zarr store on the Dask pool: on the cluster of this scheduler (default: "
-                   "DASK_SCHEDULER_ADDRESS; stores too large for memory always run there), or 'local'")
+                   help="solve a .zarr store on Dask: on the cluster of this scheduler (default: the "
+                   "DASK_SCHEDULER_ADDRESS variable), or 'local' (Dask's local scheduler; stores too large "
+                   "for memory always run on Dask)")
     p.set_defaults(run=cmd_solve)
 
     p = sub.add_parser("compare", help="run methods side by side: objective, certified efficiency, time")

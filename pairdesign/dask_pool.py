@@ -7,6 +7,12 @@ Tasks are pure, so a task lost with its worker is run again elsewhere (Dask's sc
 up to ``distributed.scheduler.allowed-failures`` times); if that does not suffice the pass stops
 with :class:`ClusterError` and nothing is written.
 
+Two pools: :class:`DaskCandidatePool` is the seam of :mod:`pairdesign.pool` (every method of
+``solve`` runs on it unchanged; its vectors over the candidates live in the driver, so it serves
+stores whose instance fits in memory, with the O(P d) passes on the workers); :class:`DaskPool`
+is the pool of :mod:`pairdesign.outofcore`, whose passes also reduce on the workers, for stores
+too large for one process.
+
 Where it runs: ``scheduler=None`` (and no ``DASK_SCHEDULER_ADDRESS`` in the environment) uses
 Dask's local threaded scheduler in this process; an address (``tcp://host:8786``) or a
 ``distributed.Client`` runs the passes on that cluster.
@@ -21,8 +27,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .blockpool import (GainPass, MarginalPass, RowData, blocks_of_rows, covariance_block,
-                        gain_block, marginal_block, pool_spec, reduce_gains, reduce_marginals,
-                        rows_block)
+                        forms_block, gain_block, marginal_block, pool_spec, reduce_gains,
+                        reduce_marginals, rows_block)
 from .errors import PairdesignError
 from .store import InstanceStore
 
@@ -30,7 +36,7 @@ log = logging.getLogger(__name__)
 _FAN_IN = 8
 CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler
 
-__all__ = ["ClusterError", "DaskPool", "connect"]
+__all__ = ["ClusterError", "DaskCandidatePool", "DaskPool", "connect"]
 
 
 class ClusterError(PairdesignError):
@@ -152,3 +158,69 @@ class DaskPool:
 
     def ids(self, prompts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.store.ids("prompt_ids", prompts), self.store.ids("completion_ids", rows)
+
+
+def _concat(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Blocks' forms in block order, factor by factor."""
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))] if parts else []
+
+
+class DaskCandidatePool:
+    """The seam's :class:`~pairdesign.pool.CandidatePool` of a store: the quadratic forms of all
+    pairs (the gain pass of every method) computed by Dask over the store's blocks; per-pair data,
+    the top-k reduce, the information of a design, working-set features and the linear oracle
+    from the in-memory instance (``store.to_instance()``), exactly as
+    :class:`~pairdesign.pool.InMemoryPool` computes them.
+
+    ``solve(instance, method, pool=DaskCandidatePool(store, instance, scheduler))`` runs any
+    method unchanged."""
+
+    def __init__(self, store: InstanceStore, instance: Any, scheduler: "str | Any | None" = None,
+                 retries: int = 2):
+        from .pool import InMemoryPool
+
+        self.runner = DaskPool(store, scheduler, retries)
+        self.instance = instance
+        self.local = InMemoryPool(instance)
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> "DaskCandidatePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def size(self) -> int:
+        return self.local.size
+
+    @property
+    def dim(self) -> int:
+        return self.local.dim
+
+    @property
+    def pairs(self):
+        return self.local.pairs
+
+    def quadratic_forms(self, factors: Sequence[np.ndarray], pairs: np.ndarray | None = None) -> list[np.ndarray]:
+        if pairs is not None:  # a working set: in the driver
+            return self.local.quadratic_forms(factors, pairs)
+        factors = [np.asarray(R, dtype=np.float64) for R in factors]
+        out = self.runner._run(forms_block, (self.runner.spec, factors), _concat)
+        if any(q.shape != (self.size,) for q in out):
+            raise RuntimeError("the store's blocks do not hold the instance's candidates")
+        return out
+
+    def top(self, values: np.ndarray, k: int, among: np.ndarray | None = None) -> np.ndarray:
+        return self.local.top(values, k, among)
+
+    def information(self, a: np.ndarray) -> np.ndarray:
+        return self.local.information(a)
+
+    def features(self, pairs: np.ndarray) -> np.ndarray:
+        return self.local.features(pairs)
+
+    def oracle(self, polytope):
+        return self.local.oracle(polytope)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.linalg as sla
 
-from .blockpool import CandidatePool, RowData, TopPairs, vertex_value
+from .blockpool import BlockPool, RowData, TopPairs, vertex_value
 from .errors import InfeasibleError, OptionError
 from .information import Criterion, PairForms, RankOneInverse, gains, information_matrix, sigmoid
 from .instance import Instance
@@ -79,7 +79,7 @@ def _factor(M: np.ndarray, crit: Criterion) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Driver:
-    def __init__(self, pool: CandidatePool, criterion: str | Criterion, budget: float | None,
+    def __init__(self, pool: BlockPool, criterion: str | Criterion, budget: float | None,
                  time_limit: float | None, seed: int | None, H: np.ndarray | None):
         self.pool = pool
         self.started = time.perf_counter()
@@ -307,7 +307,7 @@ def _status(crit: Criterion, objective: float, bound: float, dim: int, tol: floa
     return SolutionStatus.feasible
 
 
-def solve_on_pool(pool: CandidatePool, method: str = "round", criterion: str | Criterion = "D", *,
+def solve_on_pool(pool: BlockPool, method: str = "round", criterion: str | Criterion = "D", *,
                   budget: float | None = None, time_limit: float | None = None, seed: int | None = None,
                   options: dict | None = None, H: np.ndarray | None = None) -> Result:
     """``relax``, ``round`` or ``greedy`` on a candidate pool (module docstring).
