@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from .errors import InstanceError
-from .instance import FORMAT, Instance, _instance_from_npz, _instance_to_npz
+from .instance import FORMAT, Instance
+
+try:  # the NPZ form's arrays: one writer and one validating reader for both forms
+    from .formats.instance_npz import _instance_from_npz, _instance_to_npz
+except ImportError:  # before the file formats moved to pairdesign.formats
+    from .instance import _instance_from_npz, _instance_to_npz  # type: ignore[attr-defined,no-redef]
 
 STORE_FORMAT = "pairdesign.store/1"
 DEFAULT_BLOCK_ROWS = 1 << 18  # completions per block (whole prompts): 32 MiB of float32 at d = 32
