@@ -9,7 +9,7 @@ resident memory. ``solve`` relaxes to a certified D-efficiency loss of 1e-4 and 
 (``pairdesign.outofcore``, method round) on a LocalCluster of 1 and 2 worker processes (one
 thread each; ``--local``: also Dask's local threaded scheduler in this process), printing wall
 times (relax, then round), passes over the pool, the certified D-efficiency, and the peak
-resident memory (ru_maxrss) of the driver (with the scheduler) and of each worker. ``memory``
+resident memory (VmHWM) of the driver (with the scheduler) and of each worker. ``memory``
 compares, on one instance in memory, ``solve(method="round")`` of today's in-memory path with the
 same instance's store solved out of core on Dask's local scheduler and through the seam's
 DaskCandidatePool (the overhead). Figures: benchmarks/RESULTS.md.
@@ -18,6 +18,7 @@ DaskCandidatePool (the overhead). Figures: benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import resource
@@ -36,6 +37,11 @@ from pairdesign.store import open_store, save_store  # noqa: E402
 
 
 def _peak_mib() -> float:
+    """This process's peak resident memory (VmHWM), MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -93,7 +99,7 @@ def cmd_solve(args: argparse.Namespace) -> None:
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                           memory_limit=args.worker_memory) as cluster, Client(cluster) as client:
             result, seconds = _solve_once(args.store, client, args.tol)
-            peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+            peaks = client.run(_peak_mib)
             print(_row(f"LocalCluster {n} worker{'s' if n > 1 else ''}", result, seconds,
                        list(peaks.values())), flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
@@ -170,6 +176,8 @@ def main() -> None:
     p.add_argument("--dir", default=None)
     p.set_defaults(run=cmd_memory)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)  # progress
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     args.run(args)
 
 

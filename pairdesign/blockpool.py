@@ -27,6 +27,7 @@ quadratic forms, gathered in the driver).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -142,8 +143,9 @@ def block_pairs(block: Block, spec: PoolSpec) -> BlockPairs:
         ks.append((s + b[None, :]).ravel())
     if js:
         jl, kl = np.concatenate(js).astype(np.int64), np.concatenate(ks).astype(np.int64)
-        order = np.lexsort((kl, jl))
-        jl, kl = jl[order], kl[order]
+        if len(js) > 1:  # prompts of several sizes: back to prompt-major order
+            order = np.lexsort((kl, jl))
+            jl, kl = jl[order], kl[order]
     else:
         jl = kl = np.zeros(0, dtype=np.int64)
     j, k = jl + block.row0, kl + block.row0
@@ -307,6 +309,10 @@ def gain_block(source: BlockSource, b: int, spec: PoolSpec, R: np.ndarray, top: 
 def budget_prefix(entries: TopPairs, budget_left: float) -> TopPairs:
     """The entries, largest value first, that receive budget in the greedy vertex: those whose
     cumulative amount before them is below ``budget_left`` (unit costs)."""
+    if entries.amount.size:  # at most budget_left / (smallest amount) + 1 of them: select first
+        m = int(math.ceil(budget_left / float(entries.amount.min()))) + 1
+        if entries.amount.size > 2 * m:
+            entries = entries.take(np.argpartition(-entries.value, m)[:m + 1])
     order = entries.ordered()
     before = np.cumsum(entries.amount[order]) - entries.amount[order]
     return entries.take(order[before < budget_left])
