@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import InfeasibleError
 from .instance import Instance
 
 _TOL = 1e-9
@@ -22,37 +24,9 @@ _TOL = 1e-9
 
 def violations(instance: Instance, n: np.ndarray, budget: float | None = None,
                integral: bool = True) -> list[str]:
-    """Every constraint that the design ``n`` (labels per candidate pair) breaks, in words."""
-    cand = instance.candidates
-    budget = instance.budget if budget is None else budget
-    n = np.asarray(n, dtype=np.float64)
-    found: list[str] = []
-    if n.shape != (len(cand),):
-        return [f"the design has {n.shape} entries, expected one per candidate pair ({len(cand)})"]
-    if integral and np.any(n != np.round(n)):
-        found.append("some n_p are not integers")
-    if np.any(n < cand.lower - _TOL):
-        found.append(f"{int(np.sum(n < cand.lower - _TOL))} pairs fixed in are missing")
-    if np.any(n > cand.upper + _TOL) or np.any(n < -_TOL):
-        found.append("some n_p are outside 0..max_labels_per_pair")
-    spent = float(cand.cost @ n)
-    if spent > budget + _TOL * max(1.0, budget):
-        found.append(f"budget: spends {spent:g} > {budget:g}")
-    per_prompt = np.bincount(cand.prompt, n, minlength=instance.n_prompts)
-    over = np.flatnonzero(per_prompt > instance.prompt_caps() + _TOL)
-    if over.size:
-        found.append(f"per-prompt cap broken at {over.size} prompts (first: {instance.prompt_ids[over[0]]})")
-    touches = (np.bincount(cand.j, n, minlength=instance.n_completions)
-               + np.bincount(cand.k, n, minlength=instance.n_completions))
-    over = np.flatnonzero(touches > instance.completion_cap() + _TOL)
-    if over.size:
-        found.append(f"per-completion cap broken at {over.size} completions "
-                     f"(first: {instance.row_name(int(over[0]))})")
-    for group in instance.groups:
-        used = float(cand.cost[np.isin(cand.prompt, group.prompts)] @ n[np.isin(cand.prompt, group.prompts)])
-        if used > group.budget + _TOL * max(1.0, group.budget):
-            found.append(f"group '{group.name}': spends {used:g} > {group.budget:g}")
-    return found
+    """Every constraint that the design ``n`` (labels per candidate pair) breaks, in words
+    (:meth:`Polytope.violations` of the instance's polytope at ``budget``)."""
+    return linear_constraints(instance, budget).violations(n, integral=integral)
 
 
 class DesignBuilder:
@@ -212,6 +186,45 @@ class Polytope:
     def n_rows(self) -> int:
         return int(self.b.shape[0])
 
+    def violations(self, n: np.ndarray, integral: bool = True) -> list[str]:
+        """Every constraint the design ``n`` breaks, in words (empty: feasible). The one
+        tolerance policy: a row or bound may be exceeded by ``_TOL`` times max(1, |its bound|)."""
+        n = np.asarray(n, dtype=np.float64)
+        P = self.lower.shape[0]
+        if n.shape != (P,):
+            return [f"the design has {n.shape} entries, expected one per candidate pair ({P})"]
+        found: list[str] = []
+        if integral and np.any(n != np.round(n)):
+            found.append("some n_p are not integers")
+        low = n < self.lower - _TOL
+        if np.any(low):
+            found.append(f"{int(low.sum())} pairs are below their lower bound (pairs fixed in missing)")
+        if np.any(n > self.upper + _TOL * np.maximum(1.0, self.upper)) or np.any(n < -_TOL):
+            found.append("some n_p are outside 0..max_labels_per_pair")
+        used = self.A @ n
+        over = np.flatnonzero(used > self.b + _TOL * np.maximum(1.0, np.abs(self.b)))
+        for r in over[:3].tolist():
+            found.append(f"{self.names[r]}: {used[r]:g} > {self.b[r]:g}")
+        if over.size > 3:
+            found.append(f"... {over.size - 3} more rows broken")
+        return found
+
+    def restrict(self, lower: np.ndarray, upper: np.ndarray) -> "Polytope":
+        """The same rows over the box ``lower <= n <= upper`` (a branch-and-bound node)."""
+        return dataclasses.replace(self, lower=np.asarray(lower, dtype=np.float64),
+                                   upper=np.asarray(upper, dtype=np.float64))
+
+    def check_feasible_start(self) -> None:
+        """Raise :class:`InfeasibleError` naming the first row that the lower bounds alone (the
+        pairs fixed in) break."""
+        used = self.A @ self.lower
+        over = np.flatnonzero(used > self.b + _TOL * np.maximum(1.0, np.abs(self.b)))
+        if over.size:
+            r = int(over[0])
+            verb = "cost" if self.names[r].startswith(("the budget", "the budget of")) else "use"
+            raise InfeasibleError(f"the pairs fixed in {verb} {used[r]:g}, more than {self.names[r]} "
+                                  f"{self.b[r]:g}")
+
 
 LinearConstraints = Polytope  # the former name
 
@@ -221,7 +234,7 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Polyt
     cand = instance.candidates
     budget = instance.budget if budget is None else float(budget)
     P = len(cand)
-    blocks, rhs, names = [sp.csr_matrix(cand.cost.reshape(1, -1))], [np.array([budget])], ["budget"]
+    blocks, rhs, names = [sp.csr_matrix(cand.cost.reshape(1, -1))], [np.array([budget])], ["the budget"]
     caps = instance.prompt_caps()
     finite = np.flatnonzero(np.isfinite(caps))
     prompt_row = np.full(instance.n_prompts, -1)
@@ -234,7 +247,7 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Polyt
         blocks.append(sp.csr_matrix((np.ones(cols.size), (row_of_prompt[cand.prompt[cols]], cols)),
                                     shape=(finite.size, P)))
         rhs.append(caps[finite])
-        names += [f"max_pairs of prompt {instance.prompt_ids[i]}" for i in finite]
+        names += [f"the cap of prompt '{instance.prompt_ids[i]}'" for i in finite]
     if math.isfinite(instance.completion_cap()):
         touched = np.unique(np.concatenate([cand.j, cand.k]))
         row = np.full(instance.n_completions, -1)
@@ -244,12 +257,12 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Polyt
                                                       np.concatenate([cols, cols]))),
                                     shape=(touched.size, P)))
         rhs.append(np.full(touched.size, instance.completion_cap()))
-        names += [f"max_pairs_per_completion of {instance.row_name(int(r))}" for r in touched]
+        names += [f"the cap of completion {instance.row_name(int(r))}" for r in touched]
     for group in instance.groups:
         in_group = np.isin(cand.prompt, group.prompts)
         blocks.append(sp.csr_matrix((cand.cost * in_group).reshape(1, -1)))
         rhs.append(np.array([group.budget]))
-        names.append(f"budget of group {group.name}")
+        names.append(f"the budget of group '{group.name}'")
     A = sp.vstack(blocks, format="csr")
     A.eliminate_zeros()
     return LinearConstraints(A=A, b=np.concatenate(rhs), lower=cand.lower.astype(np.float64),

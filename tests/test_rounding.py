@@ -18,9 +18,8 @@ from test_exact import brute_force, enumerable
 
 
 def _context(inst, criterion="D", seed=0, budget=None):
-    return Context(instance=inst, criterion=Criterion.make(criterion, inst),
-                   budget=inst.budget if budget is None else budget, time_limit=None, seed=seed,
-                   options=None, logger=logging.getLogger("test"))
+    return Context.make(inst, Criterion.make(criterion, inst), budget, seed=seed,
+                        logger=logging.getLogger("test"))
 
 
 @settings(max_examples=30, deadline=None)

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..polytope import DesignBuilder, linear_constraints
+from ..polytope import DesignBuilder
 from ..errors import InfeasibleError
 from ..information import information_matrix
 from .base import Context, FixedIncumbent, Outcome, Timings
@@ -39,9 +39,9 @@ _SILENT.propagate = False
 
 def branch_and_bound(ctx: Context) -> Outcome:
     inst, crit, opts = ctx.instance, ctx.criterion, ctx.options
-    lc = linear_constraints(inst, ctx.budget)
+    lc = ctx.polytope
     clock = Timings()
-    max_nodes = 100 * opts.max_iterations
+    max_nodes = opts.max_nodes if opts.max_nodes is not None else 100 * opts.max_iterations
 
     with clock("greedy"):
         best = greedy_design(ctx)
@@ -60,12 +60,10 @@ def branch_and_bound(ctx: Context) -> Outcome:
 
     def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
               tol: float = NODE_TOL):
-        time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
-        node_ctx = Context(instance=inst, criterion=crit, budget=ctx.budget, time_limit=time_left,
-                           seed=None, options=None, logger=_SILENT, pool=ctx.pool)
+        node_ctx = ctx.phase(None, problem=ctx.problem.restrict(lo, hi), logger=_SILENT)
         with clock("relaxation"):
-            return solve_relaxation(node_ctx, tol=tol, start=start, lower=lo,
-                                    upper=hi, stop_below=stop_below, max_iterations=500)
+            return solve_relaxation(node_ctx, tol=tol, start=start, stop_below=stop_below,
+                                    max_iterations=500)
 
     # an open node: (-bound, tie-break, its bounds that differ from the root's {p: (lo, hi)}, its
     # relaxation, solved when the node was created)

@@ -23,7 +23,6 @@ generalised eigenvalues of the step) moves every coordinate at once.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -31,11 +30,11 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import brentq, minimize_scalar
 
-from ..polytope import Polytope, linear_constraints, shrink_into
+from ..polytope import Polytope, shrink_into
 from ..information import Criterion, PairForms, RankOneInverse, gains, information_matrix
 from ..pool import CandidatePool, top_indices
 from .base import Context
-from ._highs import new_highs
+from ..backends.highs import new_highs
 from .result import TerminationCondition
 
 _EPS = 1e-12
@@ -280,7 +279,7 @@ CLARABEL_MAX_PAIRS = 300  # the interior-point fallback when HiGHS's QP solver c
 
 
 def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: np.ndarray,
-                      x: np.ndarray, M: np.ndarray, time_left: float = 10.0) -> np.ndarray | None:
+                      x: np.ndarray, M: np.ndarray, time_left: float | None = None) -> np.ndarray | None:
     """The projected Newton direction on the working set S: the QP
 
         maximise g^T delta - 1/2 delta^T (-Hess f) delta
@@ -337,8 +336,10 @@ def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: 
     model = highspy.HighsModel()
     model.lp_, model.hessian_ = lp, hess
     h = new_highs()
-    # HiGHS's QP solver can cycle (ERGO-Code/HiGHS#1000): bound its work; None falls back to FW
-    h.setOptionValue("time_limit", float(max(min(time_left, 10.0), 0.01)))
+    # HiGHS's QP solver can cycle (ERGO-Code/HiGHS#1000): its work is bounded by an iteration
+    # limit (not by the clock, so that runs reproduce); None falls back to Frank-Wolfe
+    if time_left is not None:
+        h.setOptionValue("time_limit", float(time_left))
     h.setOptionValue("qp_iteration_limit", 20 * work.size + 1000)
     h.setOptionValue("dual_feasibility_tolerance", 1e-10)  # the gains are scaled to max 1
     h.setOptionValue("primal_feasibility_tolerance", 1e-10)
@@ -384,10 +385,11 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
     at most that value (termination ``completed``: the node can be pruned)."""
     inst, crit = ctx.instance, ctx.criterion
     cand = ctx.pool.pairs
-    lc = linear_constraints(inst, ctx.budget)
+    lc = ctx.polytope
     if lower is not None or upper is not None:
-        lc = dataclasses.replace(lc, lower=lc.lower if lower is None else np.asarray(lower, np.float64),
-                                 upper=lc.upper if upper is None else np.asarray(upper, np.float64))
+        lc = lc.restrict(lc.lower if lower is None else lower, lc.upper if upper is None else upper)
+    # the certificate bounds the whole problem's optimum only over the whole polytope
+    offer = ctx.known.offer_bound if ctx.problem.root and lc is ctx.polytope else (lambda b: None)
     A_csc = lc.A.tocsc()
     pool = ctx.pool
     oracle = pool.oracle(lc)
@@ -408,6 +410,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         g = gains(inst, M, crit, pool)
         s, top = oracle.maximize(g)
         best_bound = min(best_bound, value + top - float(g @ x))
+        offer(best_bound)
         gap = best_bound - value
         target = allowed_gap(crit, value, inst.dim, tol)
         ctx.progress(lambda: f"relax: iteration {iteration}, f = {value:.10g}, bound = {best_bound:.10g}, "
@@ -433,8 +436,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
             gamma = 0.0
             if work.size <= NEWTON_MAX_PAIRS:
-                time_left = math.inf if ctx.time_limit is None else ctx.time_limit - ctx.elapsed()
-                direction = _newton_direction(pool, crit, lc, work, x, M, time_left)
+                direction = _newton_direction(pool, crit, lc, work, x, M, ctx.deadline.solver_seconds())
                 if direction is not None:
                     gamma = _best_step(pool, crit, direction, M, _longest_step(lc, x, direction))
                     newton_steps += gamma > 0
@@ -464,7 +466,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
 def relaxation_bound(ctx: Context, n: np.ndarray) -> float:
     """The certificate at a given (feasible) design: f(n) + max_s g(n)^T (s - n)."""
     inst, crit = ctx.instance, ctx.criterion
-    lc = linear_constraints(inst, ctx.budget)
+    lc = ctx.polytope
     M = information_matrix(inst, n, ctx.pool)
     g = gains(inst, M, crit, ctx.pool)
     _, top = ctx.pool.oracle(lc).maximize(g)

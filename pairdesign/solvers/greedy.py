@@ -147,12 +147,10 @@ def _plain(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool
 
 def greedy_design(ctx: Context) -> np.ndarray:
     """The first incumbent, as floats: the design an earlier phase handed over (``ctx.start``,
-    e.g. auto's rounded design), else the greedy design (no time limit: greedy is fast)."""
+    e.g. auto's rounded design), else the greedy design (within the deadline)."""
     if ctx.start is not None:
         return np.asarray(ctx.start, dtype=np.float64).copy()
 
-    greedy_ctx = Context(instance=ctx.instance, criterion=ctx.criterion, budget=ctx.budget,
-                         time_limit=None, seed=ctx.seed, options=Greedy.Options(), logger=ctx.logger,
-                         pool=ctx.pool)
-    Greedy().run(greedy_ctx)
-    return greedy_ctx.incumbent.counts.astype(np.float64)
+    design = ctx.builder()  # within the context's deadline: a greedy cut short is still feasible
+    complete_greedily(ctx, design)
+    return design.counts.astype(np.float64)

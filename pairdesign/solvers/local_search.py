@@ -30,6 +30,7 @@ import numpy as np
 from ..polytope import DesignBuilder
 from ..information import _inverse, information_matrix, marginal_gains
 from ..errors import OptionError
+from ..deadline import Deadline
 from .base import Context, Outcome, check_stopping, finish_with_bound
 from .frank_wolfe import Relaxed, relax_for_bound
 from .rounding import design_value, rounded_designs
@@ -69,9 +70,9 @@ def exchange_values(Zp: np.ndarray, wp: np.ndarray, Zq: np.ndarray, wq: np.ndarr
 
 def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, removals: int = 64,
             exhaustive_limit: int = 2_000_000, max_exchanges: int = 1_000_000,
-            deadline: float | None = None) -> SearchStats:
+            deadline: Deadline | None = None) -> SearchStats:
     """Improve ``design`` in place by exchanges until no screened exchange improves f (or time
-    runs out: the context's limit, or ``deadline`` seconds after the context started). See the
+    runs out: the context's deadline, or ``deadline``, a child of it). See the
     module docstring.
 
     The grid's closed forms rank the exchanges; each one taken is checked by recomputing f at
@@ -86,7 +87,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
     stats = SearchStats()
 
     def out_of_time() -> bool:
-        return ctx.out_of_time() or (deadline is not None and ctx.elapsed() >= deadline)
+        return ctx.out_of_time() or (deadline is not None and deadline.expired())
 
     if _can_add(design) and not out_of_time():
         complete_greedily(ctx, design)

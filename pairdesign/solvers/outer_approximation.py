@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..polytope import linear_constraints
-from ..errors import OptionError
+from ..backends import INFEASIBLE, INTERRUPTED, OPTIMAL, TIME_LIMIT
+from ..backends import highs as highs_backend
+from ..backends import pyomo as pyomo_backend
+from ..errors import InfeasibleError, SolverError
 from .greedy import greedy_design
 from ..information import gains, information_matrix
 from .base import Context, FixedIncumbent, Outcome, Timings
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .result import SolutionStatus, TerminationCondition
-from ._highs import new_highs
+from ..backends.highs import new_highs
 
 
 # HiGHS options of the master: no gap tolerance (the loop decides when the bounds meet), and
@@ -49,7 +51,7 @@ def outer_approximation(ctx: Context) -> Outcome:
     """The outer-approximation loop of the module docstring; ``ctx.options`` are
     :class:`pairdesign.solvers.exact.Exact.Options`."""
     inst, crit, opts = ctx.instance, ctx.criterion, ctx.options
-    lc = linear_constraints(inst, ctx.budget)
+    lc = ctx.polytope
     clock = Timings()
 
     # the relaxation: first upper bound and first cut
@@ -80,7 +82,7 @@ def outer_approximation(ctx: Context) -> Outcome:
         if ctx.out_of_time():
             termination = TerminationCondition.time_limit
             break
-        time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
+        time_left = ctx.deadline.solver_seconds()
         with clock("master"):
             state, points, master_bound = master.solve(best, best_value, time_left)
         if master_bound is not None:
@@ -169,15 +171,19 @@ class _HighsMaster:
         h.setSolution(sol)
         self._found = []
         h.run()
-        status = h.getModelStatus()
         info = h.getInfo()
         self.nodes += int(info.mip_node_count)
         bound = -info.mip_dual_bound if abs(info.mip_dual_bound) < self.inf else None
         points = [n for n, _ in sorted(self._found, key=lambda item: -item[1])]
-        if status == highspy.HighsModelStatus.kTimeLimit:
+        state = highs_backend.status(h)
+        if state == TIME_LIMIT:
             return "time_limit", points, bound
-        if status != highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"HiGHS stopped on the master: {h.modelStatusToString(status)}")
+        if state == INTERRUPTED:
+            raise KeyboardInterrupt  # Ctrl-C inside HiGHS: the front door keeps the incumbent
+        if state == INFEASIBLE:
+            raise InfeasibleError("the constraints admit no integer design (HiGHS, on the master)")
+        if state != OPTIMAL:
+            raise SolverError(f"HiGHS stopped on the master: {highs_backend.describe(h)}")
         final = np.round(np.asarray(h.getSolution().col_value)[: self.P])
         return "optimal", [final] + points, bound
 
@@ -194,9 +200,7 @@ class _PyomoMaster:
 
         self.inst, self.crit, self.name = inst, crit, name
         self.solver = f"pyomo:{name}"
-        self.opt = pyo.SolverFactory(name)
-        if not self.opt.available(exception_flag=False):
-            raise OptionError(f"Pyomo solver {name!r} is not available here")
+        self.opt = pyomo_backend.solver(name)
         self.model = integer_model(inst, crit, budget)
         self.nodes = 0  # branch-and-bound nodes, where the solver tells (appsi_highs)
 
@@ -208,7 +212,6 @@ class _PyomoMaster:
     def solve(self, start: np.ndarray, start_value: float, time_left: float | None):
         """As :meth:`_HighsMaster.solve`, with one point: the master's optimum."""
         import pyomo.environ as pyo
-        from pyomo.opt import TerminationCondition as TC
 
         m = self.model
         for p, v in enumerate(start):
@@ -223,15 +226,20 @@ class _PyomoMaster:
             highs = getattr(self.opt, "_solver_model", None)  # appsi_highs's highspy.Highs
             if highs is not None:
                 self.nodes += int(highs.getInfo().mip_node_count)
-        else:
+        else:  # no time limit here: Exact refuses a time limit for these solvers up front
             results = self.opt.solve(m, load_solutions=False)
         term = results.solver.termination_condition
         upper = results.problem.upper_bound
         bound = float(upper) if upper is not None and np.isfinite(float(upper)) else None
-        if term == TC.maxTimeLimit:
+        state = pyomo_backend.status(term)
+        if state == TIME_LIMIT:
             return "time_limit", [], bound
-        if term != TC.optimal:
-            raise RuntimeError(f"Pyomo solver {self.name} stopped on the master: {term}")
+        if state == INTERRUPTED:
+            raise KeyboardInterrupt
+        if state == INFEASIBLE:
+            raise InfeasibleError(f"the constraints admit no integer design (Pyomo solver {self.name})")
+        if state != OPTIMAL:
+            raise SolverError(f"Pyomo solver {self.name} stopped on the master: {term}")
         m.solutions.load_from(results)
         n = np.round(np.array([pyo.value(m.n[p]) for p in range(len(start))]))
         return "optimal", [n], bound if bound is not None else float(pyo.value(m.eta))
