@@ -32,6 +32,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .blockpool import BlockPool, RowData, TopPairs, vertex_value
+from .deadline import Deadline
 from .errors import InfeasibleError, OptionError
 from .information import Criterion, PairForms, RankOneInverse, gains, information_matrix, sigmoid
 from .instance import Instance
@@ -153,8 +154,10 @@ class _Driver:
 
     def context(self, inst: Instance, options=None) -> Context:
         remaining = None if self.time_limit is None else max(self.time_limit - self.elapsed(), 1e-3)
-        return Context(instance=inst, criterion=self.crit, budget=self.budget, time_limit=remaining,
-                       seed=self.seed, options=options, logger=log, log=self.log)
+        ctx = Context.make(inst, self.crit, self.budget, options=options, seed=self.seed, logger=log,
+                           deadline=Deadline.after(remaining))
+        ctx.log = self.log
+        return ctx
 
     def keys(self) -> np.ndarray:
         """Global keys of the working set's pairs: the sub-instance's candidates, in order."""
@@ -296,7 +299,7 @@ class _Driver:
 
         ctx = self.context(sub)
         ctx.started = self.started
-        res = _result(sub, self.crit, method, self.budget, self.seed, ctx, outcome)
+        res = _result(ctx.problem, method, self.seed, ctx, outcome)
         return replace(res, instance_name=self.pool.name, log=tuple(self.log))
 
 
