@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import OptionError
 from .deadline import Deadline
+from .fingerprint import instance_fingerprint
 from .information import Criterion, information_matrix, objective
 from .problem import Problem
 from .instance import Instance
@@ -185,4 +186,5 @@ def _result(problem: Problem, method: str, seed: int | None, ctx: Context, outco
         seed=seed,
         log=tuple(ctx.log),
         weights=weights,
+        instance_fingerprint=instance_fingerprint(instance),
     )
