@@ -432,6 +432,10 @@ class BlockPool(Protocol):
 
     def ids(self, prompts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def fingerprint(self) -> str:
+        """The instance's fingerprint (:mod:`pairdesign.fingerprint`), recorded in designs."""
+        ...
+
 
 class MemoryBlocks:
     """An in-memory instance seen as blocks of whole prompts."""
@@ -504,3 +508,7 @@ class MemoryPool:
 
     def ids(self, prompts, rows):
         return self.instance.prompt_ids[prompts], self.instance.completion_ids[rows]
+
+    def fingerprint(self) -> str:
+        from .fingerprint import instance_fingerprint
+        return instance_fingerprint(self.instance)

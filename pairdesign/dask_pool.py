@@ -159,6 +159,9 @@ class DaskPool:
     def ids(self, prompts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.store.ids("prompt_ids", prompts), self.store.ids("completion_ids", rows)
 
+    def fingerprint(self) -> str:
+        return self.store.fingerprint()
+
 
 def _concat(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
     """Blocks' forms in block order, factor by factor."""

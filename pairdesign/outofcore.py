@@ -300,7 +300,9 @@ class _Driver:
         ctx = self.context(sub)
         ctx.started = self.started
         res = _result(ctx.problem, method, self.seed, ctx, outcome)
-        return replace(res, instance_name=self.pool.name, log=tuple(self.log))
+        # the design names the whole pool's instance, not the working set's sub-instance
+        return replace(res, instance_name=self.pool.name, log=tuple(self.log),
+                       instance_fingerprint=self.pool.fingerprint())
 
 
 def _status(crit: Criterion, objective: float, bound: float, dim: int, tol: float) -> SolutionStatus:

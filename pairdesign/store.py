@@ -18,6 +18,7 @@ complete (:class:`StoreWriter`), so a failed write never leaves a partial store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ STORE_FORMAT = "pairdesign.store/1"
 DEFAULT_BLOCK_ROWS = 1 << 18  # completions per block (whole prompts): 32 MiB of float32 at d = 32
 MEMORY_LIMIT = 2 << 30  # bytes: a store whose in-memory instance needs less is loaded into memory
 _STRINGS = ("prompt_ids", "completion_ids", "group_names")  # NPZ string arrays, here bytes + offsets
+# (the texts are bytes + offsets in the NPZ form already: prompt_text_bytes, prompt_text_offsets)
 _PER_ROW = ("prompt_index", "features", "score")  # chunked by block rows
 _PER_PROMPT = ("prompt_max_pairs",)  # chunked by block prompts
 
@@ -391,6 +393,52 @@ class InstanceStore:
             return np.zeros(0)
         order, inverse = np.unique(rows, return_inverse=True)
         return np.asarray(self.group["score"].get_orthogonal_selection(order), dtype=np.float64)[inverse]
+
+    def fingerprint(self) -> str:
+        """:func:`pairdesign.fingerprint.instance_fingerprint` of the stored instance, computed
+        by reading the store once in order (ids, grouping, texts, features as float64) without
+        loading it."""
+        h = hashlib.sha256(b"pairdesign.fingerprint/2")
+        g = self.group
+        step = 1 << 22
+
+        def stream(name: str, dtype: str | None = None, transform=None) -> None:
+            array = g[name]
+            for start in range(0, int(array.shape[0]), step):
+                part = np.asarray(array[start:start + step])
+                if transform is not None:
+                    part = transform(part)
+                h.update(np.ascontiguousarray(part, dtype=dtype).tobytes())
+
+        def strings(name: str) -> None:  # lengths, count, then the UTF-8 bytes
+            if f"{name}_offsets" not in self.array_names:
+                h.update(b"\x00none")
+                return
+            offsets = g[f"{name}_offsets"]
+            count = int(offsets.shape[0]) - 1
+            for start in range(0, count, step):
+                part = np.asarray(offsets[start:min(start + step, count) + 1], dtype=np.int64)
+                h.update(np.diff(part).astype("<i8").tobytes())
+            h.update(np.int64(count).tobytes())
+            stream(f"{name}_bytes", "u1")
+
+        strings("prompt_ids")
+        sizes = np.zeros(1, dtype="<i8")
+        h.update(sizes.tobytes())  # prompt_offsets[0]
+        total = 0
+        for b in range(self.n_blocks):  # the rest of prompt_offsets, block by block
+            r0, r1 = int(self.block_rows[b]), int(self.block_rows[b + 1])
+            p0 = int(self.block_prompts[b])
+            index = np.asarray(g["prompt_index"][r0:r1])
+            counts = np.bincount(index - p0, minlength=int(self.block_prompts[b + 1]) - p0)
+            h.update((total + np.cumsum(counts)).astype("<i8").tobytes())
+            total += int(counts.sum())
+        strings("completion_ids")
+        for name in ("prompt_text", "completion_text"):
+            strings(name)
+        h.update(np.asarray((self.n_completions, self.dim), dtype="<i8").tobytes())
+        stream("features", "<f8")
+        return h.hexdigest()[:16]
 
     def memory_bytes(self) -> int:
         """About what the store needs as an in-memory Instance: float64 features, the ids, and

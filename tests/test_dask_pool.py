@@ -21,6 +21,7 @@ from pairdesign.blockpool import MemoryPool, vertex_value  # noqa: E402
 from pairdesign.cli import main  # noqa: E402
 from pairdesign.dask_pool import ClusterError, DaskCandidatePool, DaskPool  # noqa: E402
 from pairdesign.errors import OptionError  # noqa: E402
+from pairdesign.fingerprint import instance_fingerprint  # noqa: E402
 from pairdesign.generate import synthetic_instance  # noqa: E402
 from pairdesign.information import Criterion, gains, information_matrix  # noqa: E402
 from pairdesign.oracle import LinearOracle  # noqa: E402
@@ -123,6 +124,8 @@ def test_out_of_core_runs_give_the_same_answer_on_dask_as_in_memory(client, stor
     with DaskPool(open_store(stores["all"]), client) as pool:
         ours = solve_on_pool(pool, method, seed=0)
     assert ours.pairs == ref.pairs
+    # the design records the whole instance (labels and exports check it), not the working set
+    assert ours.instance_fingerprint == ref.instance_fingerprint == instance_fingerprint(inst)
     assert abs(ours.objective - ref.objective) <= 1e-9
     if ref.bound is not None:
         assert abs(ours.bound - ref.bound) <= 1e-9

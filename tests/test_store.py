@@ -15,6 +15,7 @@ pytest.importorskip("zarr")
 import pairdesign  # noqa: E402
 from pairdesign.cli import main  # noqa: E402
 from pairdesign.errors import InstanceError  # noqa: E402
+from pairdesign.fingerprint import instance_fingerprint  # noqa: E402
 from pairdesign.generate import synthetic_instance, write_synthetic_store  # noqa: E402
 from pairdesign.instance import instances_equal  # noqa: E402
 from pairdesign.store import InstanceStore, StoreWriter, load_store, open_store, save_store  # noqa: E402
@@ -42,6 +43,7 @@ def test_a_store_round_trips_every_field_of_the_npz_form(make, tmp_path):
     assert np.array_equal(inst.prompt_offsets[store.block_prompts], store.block_rows)
     back = pairdesign.load_instance(path)
     assert isinstance(back, pairdesign.Instance) and instances_equal(inst, back)
+    assert store.fingerprint() == instance_fingerprint(inst)  # read in order, never loaded
 
 
 def test_blocks_ids_and_rows_read_lazily_match_the_instance(tmp_path):
