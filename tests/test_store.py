@@ -117,12 +117,16 @@ def test_bad_stores_are_named_errors(tmp_path):
         pairdesign.load_instance(tmp_path / "nan.zarr")
 
 
-def test_a_store_too_large_for_memory_opens_lazily(tmp_path):
+def test_a_store_too_large_for_memory_opens_lazily_and_solves_on_dask(tmp_path, monkeypatch):
+    pytest.importorskip("dask")
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)  # Dask's local scheduler
     inst = synthetic_instance(10, 4, 3, seed=0).instance
     save_store(inst, tmp_path / "x.zarr")
     assert isinstance(load_store(tmp_path / "x.zarr"), pairdesign.Instance)
     lazy = load_store(tmp_path / "x.zarr", memory_limit=0)
     assert isinstance(lazy, InstanceStore) and lazy.n_completions == 40 and lazy.meta["budget"] == 12
+    ours, ref = pairdesign.solve(lazy, method="greedy"), pairdesign.solve(inst, method="greedy")
+    assert sorted(ours.pairs) == sorted(ref.pairs) and ours.objective == pytest.approx(ref.objective, abs=1e-9)
 
 
 def test_cli_generate_info_and_import_write_and_read_stores(tmp_path, capsys):
