@@ -56,6 +56,10 @@ class DesignBuilder:
             for gi, group in enumerate(instance.groups):
                 for i in group.prompts.tolist():
                     self._prompt_groups[i].append(gi)
+        # coverage minimums: labels still owed to each prompt and group
+        self._prompt_need = instance.prompt_minimums().tolist()
+        self._group_need = [float(g.min_pairs) for g in instance.groups]
+        self._minimums = any(self._prompt_need) or any(self._group_need)
         for p in np.flatnonzero(cand.lower > 0).tolist():
             self.add(int(p))  # feasibility of the fixed pairs is checked by Instance.check_fixed_feasible
 
@@ -90,6 +94,11 @@ class DesignBuilder:
         self.spent += cost
         i = int(self._prompt[p])
         self._prompt_left[i] -= 1
+        if self._minimums:
+            self._prompt_need[i] -= 1
+            if self._prompt_groups is not None:
+                for g in self._prompt_groups[i]:
+                    self._group_need[g] -= 1
         if self._completion_left is not None:
             self._completion_left[int(self._j[p])] -= 1
             self._completion_left[int(self._k[p])] -= 1
@@ -98,16 +107,61 @@ class DesignBuilder:
                 self._group_left[g] -= cost
 
     def removable(self, p: int) -> bool:
-        """Whether one label of candidate p can be taken away (it has one above its lower bound)."""
-        return bool(self.counts[p] > self.instance.candidates.lower[p])
+        """Whether one label of candidate p can be taken away (it has one above its lower bound,
+        and its prompt and groups keep their coverage minimums)."""
+        if not self.counts[p] > self.instance.candidates.lower[p]:
+            return False
+        if self._minimums:
+            i = int(self._prompt[p])
+            if self._prompt_need[i] >= 0:
+                return False
+            if self._prompt_groups is not None and any(self._group_need[g] >= 0 for g in self._prompt_groups[i]):
+                return False
+        return True
+
+    def short(self) -> bool:
+        """Whether some coverage minimum is not met yet."""
+        return self._minimums and (any(v > 0 for v in self._prompt_need)
+                                   or any(v > 0 for v in self._group_need))
+
+    def covers(self, p: int) -> bool:
+        """Whether a label on p counts towards a minimum not met yet."""
+        if not self._minimums:
+            return False
+        i = int(self._prompt[p])
+        if self._prompt_need[i] > 0:
+            return True
+        return self._prompt_groups is not None and any(self._group_need[g] > 0 for g in self._prompt_groups[i])
+
+    def cover(self, order: np.ndarray) -> bool:
+        """Meet the coverage minimums first: labels on the pairs of ``order`` (best first) that
+        count towards a minimum not met yet, prompts' minimums before groups'. Returns whether
+        every minimum is met (when not, :func:`integer_point` finds a design that meets them)."""
+        if not self.short():
+            return True
+        order = np.asarray(order, dtype=np.int64).tolist()
+        for pass_groups in (False, True):
+            for p in order:
+                i = int(self._prompt[p])
+                while (self._prompt_need[i] > 0 or (pass_groups and self.covers(p))) and self.fits(p):
+                    self.add(p)
+                if not self.short():
+                    return True
+        return not self.short()
 
     def remove(self, p: int) -> None:
-        """One label less on candidate p (the caller checked :meth:`removable`)."""
+        """One label less on candidate p (the caller checked :meth:`removable`, or puts a label
+        back where a minimum needs it)."""
         cost = 1.0 if self._unit else float(self._cost[p])
         self.counts[p] -= 1
         self.spent -= cost
         i = int(self._prompt[p])
         self._prompt_left[i] += 1
+        if self._minimums:
+            self._prompt_need[i] += 1
+            if self._prompt_groups is not None:
+                for g in self._prompt_groups[i]:
+                    self._group_need[g] += 1
         if self._completion_left is not None:
             self._completion_left[int(self._j[p])] += 1
             self._completion_left[int(self._k[p])] += 1
@@ -115,8 +169,14 @@ class DesignBuilder:
             for g in self._prompt_groups[i]:
                 self._group_left[g] += cost
 
+    def reset_to(self, counts: np.ndarray) -> None:
+        """Hold the integer design ``counts`` (feasible) instead."""
+        other = DesignBuilder.from_counts(self.instance, self.budget, counts, check_minimums=False)
+        self.__dict__.update(other.__dict__)
+
     @classmethod
-    def from_counts(cls, instance: Instance, budget: float, counts: np.ndarray) -> "DesignBuilder":
+    def from_counts(cls, instance: Instance, budget: float, counts: np.ndarray,
+                    check_minimums: bool = True) -> "DesignBuilder":
         """The builder holding the integer design ``counts``; raises ValueError if it breaks a
         constraint (or leaves out a pair fixed in)."""
         design = cls(instance, budget)
@@ -128,6 +188,8 @@ class DesignBuilder:
                 if not design.fits(p):
                     raise ValueError(f"the design breaks a constraint at candidate pair {p}")
                 design.add(p)
+        if check_minimums and design.short():
+            raise ValueError("the design does not meet the coverage minimums")
         return design
 
     def open_mask(self) -> np.ndarray:
@@ -152,6 +214,8 @@ class DesignBuilder:
     def fill(self, order: np.ndarray, deadline=None) -> bool:
         """Add the pairs of ``order`` in turn wherever they fit, in passes while labels are still
         added (a pair may take up to u_p labels). Returns False if ``deadline()`` stopped it."""
+        if self.short() and not self.cover(order):
+            self.reset_to(integer_point(linear_constraints(self.instance, self.budget), order))
         order = np.asarray(order, dtype=np.int64).tolist()
         while True:
             added = False
@@ -169,10 +233,15 @@ class DesignBuilder:
 
 @dataclass(frozen=True, eq=False)
 class Polytope:
-    """The feasible set of designs (the constraints of docs/design.md) as ``A n <= b, lower <= n <= upper`` over the candidates.
+    """The feasible set of designs, the one encoding of the constraints (docs/design.md):
 
-    Rows: the budget (costs), every finite per-prompt cap, every per-completion cap (if any), every
-    group budget. ``A`` is sparse (CSR), with ``names[r]`` saying what row r is.
+        row_lower <= A n <= b,   lower <= n <= upper,   n integer (or real, relaxed).
+
+    Rows: the budget (costs), one row per prompt with a cap or a coverage minimum
+    (``min_pairs_per_prompt``), every per-completion cap (if any), every group budget, and one
+    row per group with a coverage minimum (``min_pairs``). ``A >= 0`` is sparse (CSR), ``b`` is
+    ``inf`` and ``row_lower`` ``-inf`` where a row has no such side, and ``names[r]`` says what
+    row r is. Feasibility is checked in one place (:meth:`violations`, one tolerance policy).
     """
 
     A: sp.csr_matrix
@@ -181,6 +250,15 @@ class Polytope:
     upper: np.ndarray
     names: tuple[str, ...]
     prompt_row: np.ndarray  # the row of each prompt's cap, -1 where uncapped
+    row_lower: np.ndarray | None = None  # -inf where a row has no lower side (None: no row has one)
+
+    @property
+    def has_row_lower(self) -> bool:
+        return self.row_lower is not None and bool(np.isfinite(self.row_lower).any())
+
+    def lower_sides(self) -> np.ndarray:
+        """``row_lower`` with ``-inf`` everywhere when no row has one."""
+        return np.full(self.n_rows, -np.inf) if self.row_lower is None else self.row_lower
 
     @property
     def n_rows(self) -> int:
@@ -207,7 +285,35 @@ class Polytope:
             found.append(f"{self.names[r]}: {used[r]:g} > {self.b[r]:g}")
         if over.size > 3:
             found.append(f"... {over.size - 3} more rows broken")
+        if self.has_row_lower:
+            low_rows = self.lower_sides()
+            under = np.flatnonzero(used < low_rows - _TOL * np.maximum(1.0, np.abs(np.nan_to_num(low_rows))))
+            for r in under[:3].tolist():
+                found.append(f"{self.names[r]}: {used[r]:g} < {low_rows[r]:g}")
+            if under.size > 3:
+                found.append(f"... {under.size - 3} more minimums not met")
         return found
+
+    def check_feasible(self) -> None:
+        """Raise :class:`InfeasibleError` when no design (even fractional) meets every row: the
+        pairs fixed in break an upper side, or the coverage minimums cannot be met (an LP)."""
+        self.check_feasible_start()
+        if not self.has_row_lower:
+            return
+        from scipy.optimize import linprog
+
+        finite_up = np.isfinite(self.b)
+        low = self.lower_sides()
+        finite_low = np.isfinite(low)
+        A_ub = sp.vstack([self.A[finite_up], -self.A[finite_low]], format="csr")
+        b_ub = np.r_[self.b[finite_up], -low[finite_low]]
+        res = linprog(np.zeros(self.lower.shape[0]), A_ub=A_ub, b_ub=b_ub,
+                      bounds=np.c_[self.lower, self.upper], method="highs")
+        if res.status == 2:
+            short = [self.names[r] for r in np.flatnonzero(finite_low)]
+            raise InfeasibleError("the coverage minimums cannot be met within the budget, caps and "
+                                  f"candidate pairs ({', '.join(short[:3])}"
+                                  + (", ..." if len(short) > 3 else "") + ")")
 
     def restrict(self, lower: np.ndarray, upper: np.ndarray) -> "Polytope":
         """The same rows over the box ``lower <= n <= upper`` (a branch-and-bound node)."""
@@ -235,8 +341,10 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Polyt
     budget = instance.budget if budget is None else float(budget)
     P = len(cand)
     blocks, rhs, names = [sp.csr_matrix(cand.cost.reshape(1, -1))], [np.array([budget])], ["the budget"]
+    lows = [np.array([-np.inf])]
     caps = instance.prompt_caps()
-    finite = np.flatnonzero(np.isfinite(caps))
+    minimums = instance.prompt_minimums()
+    finite = np.flatnonzero(np.isfinite(caps) | (minimums > 0))
     prompt_row = np.full(instance.n_prompts, -1)
     prompt_row[finite] = 1 + np.arange(finite.size)
     if finite.size:
@@ -247,7 +355,9 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Polyt
         blocks.append(sp.csr_matrix((np.ones(cols.size), (row_of_prompt[cand.prompt[cols]], cols)),
                                     shape=(finite.size, P)))
         rhs.append(caps[finite])
-        names += [f"the cap of prompt '{instance.prompt_ids[i]}'" for i in finite]
+        lows.append(np.where(minimums[finite] > 0, minimums[finite], -np.inf))
+        names += [f"the {'cap' if np.isfinite(caps[i]) else 'minimum'} of prompt '{instance.prompt_ids[i]}'"
+                  for i in finite]
     if math.isfinite(instance.completion_cap()):
         touched = np.unique(np.concatenate([cand.j, cand.k]))
         row = np.full(instance.n_completions, -1)
@@ -257,17 +367,28 @@ def linear_constraints(instance: Instance, budget: float | None = None) -> Polyt
                                                       np.concatenate([cols, cols]))),
                                     shape=(touched.size, P)))
         rhs.append(np.full(touched.size, instance.completion_cap()))
+        lows.append(np.full(touched.size, -np.inf))
         names += [f"the cap of completion {instance.row_name(int(r))}" for r in touched]
     for group in instance.groups:
         in_group = np.isin(cand.prompt, group.prompts)
         blocks.append(sp.csr_matrix((cand.cost * in_group).reshape(1, -1)))
         rhs.append(np.array([group.budget]))
+        lows.append(np.array([-np.inf]))
         names.append(f"the budget of group '{group.name}'")
+    for group in instance.groups:
+        if group.min_pairs > 0:
+            in_group = np.isin(cand.prompt, group.prompts)
+            blocks.append(sp.csr_matrix(in_group.astype(np.float64).reshape(1, -1)))
+            rhs.append(np.array([np.inf]))
+            lows.append(np.array([float(group.min_pairs)]))
+            names.append(f"the minimum of group '{group.name}'")
     A = sp.vstack(blocks, format="csr")
     A.eliminate_zeros()
-    return LinearConstraints(A=A, b=np.concatenate(rhs), lower=cand.lower.astype(np.float64),
-                             upper=cand.upper.astype(np.float64), names=tuple(names),
-                             prompt_row=prompt_row)
+    row_lower = np.concatenate(lows)
+    return Polytope(A=A, b=np.concatenate(rhs), lower=cand.lower.astype(np.float64),
+                    upper=cand.upper.astype(np.float64), names=tuple(names),
+                    prompt_row=prompt_row,
+                    row_lower=row_lower if np.isfinite(row_lower).any() else None)
 
 
 def shrink_into(lc: Polytope, n: np.ndarray) -> np.ndarray:
@@ -287,3 +408,22 @@ def shrink_into(lc: Polytope, n: np.ndarray) -> np.ndarray:
         np.minimum.at(factor, rows.col, ratio[rows.row])
         extra *= factor
     return lc.lower + extra
+
+
+def integer_point(polytope: Polytope, order: np.ndarray) -> np.ndarray:
+    """An integer design in the polytope (a MILP in HiGHS), preferring the pairs early in
+    ``order``: where greedy covering cannot meet the coverage minimums (caps, costs or budget
+    in the way). Raises :class:`InfeasibleError` when no integer design meets every row."""
+    from scipy.optimize import LinearConstraint, milp
+
+    P = polytope.lower.shape[0]
+    order = np.asarray(order, dtype=np.int64)
+    preference = np.zeros(P)
+    preference[order] = np.linspace(1.0, 0.5, order.size) if order.size else 0.0
+    res = milp(-preference, integrality=np.ones(P),
+               bounds=(polytope.lower, polytope.upper),
+               constraints=LinearConstraint(polytope.A, polytope.lower_sides(), polytope.b))
+    if res.status == 2 or res.x is None:
+        raise InfeasibleError("no integer design meets the coverage minimums within the budget "
+                              "and caps")
+    return np.round(res.x).astype(np.int64)

@@ -39,7 +39,7 @@ class Problem:
         budget = float(instance.budget if budget is None else budget)
         crit = Criterion.make(criterion, instance, H)
         polytope = linear_constraints(instance, budget)
-        polytope.check_feasible_start()
+        polytope.check_feasible()
         return cls(instance=instance, criterion=crit, budget=budget, polytope=polytope,
                    pool=InMemoryPool.of(instance) if pool is None else pool)
 

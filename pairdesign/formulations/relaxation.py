@@ -45,5 +45,16 @@ def relaxation_problem(instance: Instance, criterion: Criterion, budget: float |
         objective = -cp.tr_inv(M)
     else:
         objective = -cp.matrix_frac(criterion.H_factor, M)
-    constraints = [n >= lc.lower, n <= lc.upper, lc.A @ n <= lc.b]
+    constraints = [n >= lc.lower, n <= lc.upper, *_rows(lc, n)]
     return cp.Problem(cp.Maximize(objective), constraints), n
+
+
+def _rows(lc, n) -> list:
+    """The polytope's rows as cvxpy constraints (each side where it is finite)."""
+    up = np.flatnonzero(np.isfinite(lc.b))
+    out = [lc.A[up] @ n <= lc.b[up]] if up.size else []
+    low = lc.lower_sides()
+    down = np.flatnonzero(np.isfinite(low))
+    if down.size:
+        out.append(lc.A[down] @ n >= low[down])
+    return out

@@ -77,6 +77,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     while heap:
         target = allowed_gap(crit, best_value, inst.dim, opts.tol)
         bound = max(-heap[0][0], pruned_max)
+        ctx.known.offer_bound(max(min(bound, root_bound), best_value))
         ctx.progress(lambda: f"exact (branch and bound): {nodes} nodes, {len(heap)} open, incumbent "
                      f"{best_value:.10g}, bound {bound:.10g}, gap {bound - best_value:.3g} "
                      f"(target {target:.3g})")
@@ -101,7 +102,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
         free = np.flatnonzero(hi > lo)
         if free.size == 0 or frac.max(initial=0.0) <= _INTEGRAL:  # an integral relaxed design
             xi = np.round(x)
-            value = crit.value(information_matrix(inst, xi, ctx.pool)) if not _broken(lc, xi) else -math.inf
+            value = crit.value(information_matrix(inst, xi, ctx.pool)) if not lc.violations(xi) else -math.inf
             if value > best_value:
                 best, best_value = xi, value
                 ctx.incumbent = FixedIncumbent(best)
@@ -155,6 +156,3 @@ def _box(lc, changes: dict) -> tuple[np.ndarray, np.ndarray]:
         lo[p], hi[p] = a, b
     return lo, hi
 
-
-def _broken(lc, n: np.ndarray) -> bool:
-    return bool(np.any(lc.A @ n > lc.b + 1e-9) or np.any(n < lc.lower) or np.any(n > lc.upper))

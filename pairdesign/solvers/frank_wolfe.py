@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import brentq, minimize_scalar
 
-from ..polytope import Polytope, shrink_into
+from ..polytope import DesignBuilder, Polytope, shrink_into
 from ..information import Criterion, PairForms, RankOneInverse, gains, information_matrix
 from ..pool import CandidatePool, top_indices
 from .base import Context
@@ -68,9 +68,11 @@ class _Exchanges:
     """Pairwise exchanges on a working set S of candidates (see the module docstring)."""
 
     def __init__(self, pool: CandidatePool, crit: Criterion, lc: Polytope, A_csc,
-                 work: np.ndarray, x: np.ndarray, slack: np.ndarray, tracker: RankOneInverse):
+                 work: np.ndarray, x: np.ndarray, slack: np.ndarray, tracker: RankOneInverse,
+                 low_slack: np.ndarray | None = None):
         cand = pool.pairs
         self.crit, self.work, self.x, self.slack, self.tracker = crit, work, x, slack, tracker
+        self.low_slack = low_slack  # A x - row_lower on rows with a coverage minimum (None: none)
         self.A = A_csc
         self.cost = cand.cost[work]
         self.lower, self.upper = lc.lower[work], lc.upper[work]
@@ -103,6 +105,10 @@ class _Exchanges:
         up = vals > _EPS
         if up.any():
             t = min(t, float(np.min(np.maximum(self.slack[rows[up]], 0.0) / vals[up])))
+        if self.low_slack is not None:  # rows that fall must stay above their minimum
+            down = vals < -_EPS
+            if down.any():
+                t = min(t, float(np.min(np.maximum(self.low_slack[rows[down]], 0.0) / -vals[down])))
         return max(t, 0.0), rows, vals
 
     def line_search(self, b: int, a: int | None, rho: float, t_max: float) -> float:
@@ -131,6 +137,12 @@ class _Exchanges:
         res = minimize_scalar(minus_phi, bounds=(0.0, t_max), method="bounded",
                               options={"xatol": 1e-12 * max(1.0, t_max)})
         return float(res.x) if res.fun < 0 else 0.0
+
+    def _account(self, rows: np.ndarray, change: np.ndarray) -> None:
+        """Row activities change by ``change`` on ``rows``: both slacks follow."""
+        self.slack[rows] -= change
+        if self.low_slack is not None:
+            self.low_slack[rows] += change
 
     def move_pair(self, b: int, up: float, a: int, down: float) -> None:
         """n_b += up and n_a += down (down < 0) in one pass over the working set."""
@@ -198,7 +210,7 @@ class _Exchanges:
                         break
                     t, rows, vals = self.max_step(int(b), None, 1.0)
                     if t > _EPS:
-                        self.slack[rows] -= t * vals
+                        self._account(rows, t * vals)
                         self.move(int(b), t)
                         moved = True
                         break
@@ -220,7 +232,7 @@ class _Exchanges:
                         t = self.line_search(int(b), a, rho, t_max)
                         if t <= 0.0:
                             continue
-                    self.slack[rows] -= t * vals
+                    self._account(rows, t * vals)
                     self.move_pair(int(b), t, a, -rho * t)
                     if t >= drop * (1 - 1e-12):
                         x[work[a]] = self.lower[a]  # exactly at the bound
@@ -247,6 +259,10 @@ def _longest_step(lc: Polytope, x: np.ndarray, direction: np.ndarray) -> float:
     if rising.any():
         slack = np.maximum(lc.b - lc.A @ x, 0.0)
         gamma = min(gamma, float(np.min(slack[rising] / rate[rising])))
+    falling = rate < -tiny
+    if lc.has_row_lower and falling.any():  # coverage minimums
+        room = np.maximum(lc.A @ x - lc.lower_sides(), 0.0)
+        gamma = min(gamma, float(np.min(room[falling] / -rate[falling])))
     return max(gamma, 0.0)
 
 
@@ -294,7 +310,8 @@ def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: 
     # pairs at their lower bound in a full row cannot move (A >= 0): leave them out, or their
     # (often huge) gains would set the QP's scale and drown the gains of the pairs that can
     slack = lc.b - lc.A @ x
-    full_rows = np.flatnonzero(slack <= 1e-12 * max(1.0, float(np.abs(lc.b).max(initial=1.0))))
+    finite_b = lc.b[np.isfinite(lc.b)]
+    full_rows = np.flatnonzero(slack <= 1e-12 * max(1.0, float(np.abs(finite_b).max(initial=1.0))))
     if full_rows.size:
         in_full = np.asarray(lc.A[full_rows][:, work].sum(axis=0)).ravel() > 0
         work = work[~(in_full & (x[work] <= lc.lower[work] + 1e-15))]
@@ -327,7 +344,7 @@ def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: 
     lp.col_upper_ = lc.upper[work] - x[work]
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A_S.indptr, A_S.indices, A_S.data
-    lp.row_lower_ = np.full(lc.n_rows, -inf)
+    lp.row_lower_ = np.minimum(lc.lower_sides() - lc.A @ x, 0.0)  # -inf where no minimum
     lp.row_upper_ = np.maximum(slack, 0.0)
     hess = highspy.HighsHessian()
     hess.dim_, hess.format_ = work.size, highspy.HessianFormat.kTriangular
@@ -348,7 +365,9 @@ def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: 
     if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
         step = np.asarray(h.getSolution().col_value)
     elif work.size <= CLARABEL_MAX_PAIRS:  # HiGHS cycled or stopped: the same QP by Clarabel
-        step = _qp_by_clarabel(g, Hneg, A_S, np.maximum(slack, 0.0), lp.col_lower_, lp.col_upper_)
+        finite = np.isfinite(slack)
+        step = (_qp_by_clarabel(g, Hneg, A_S[finite], np.maximum(slack[finite], 0.0), lp.col_lower_,
+                                lp.col_upper_) if not lc.has_row_lower else None)
         if step is None:
             return None
     else:
@@ -398,6 +417,16 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit, pool))[0])
     else:  # pulled into the polytope: a parent's design clipped to a child's box may break a row
         x = shrink_into(lc, np.asarray(start, dtype=np.float64))
+        if lc.has_row_lower and lc.violations(x, integral=False):  # a minimum not met: the vertex
+            x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit, pool))[0])
+    if ctx.problem.root and lc is ctx.polytope:
+        def rounded_iterate() -> np.ndarray:
+            """After an interrupt: the current iterate rounded (largest weights first)."""
+            design = DesignBuilder(inst, ctx.budget)
+            design.fill(np.argsort(-x, kind="stable"))
+            return design.counts
+
+        ctx.incumbent = rounded_iterate
     best_bound = math.inf
     value = -math.inf
     exchanges_total, fw_steps, newton_steps = 0, 0, 0
@@ -447,9 +476,11 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
             x = shrink_into(lc, x + gamma * direction)
             stalled = False
             continue
-        slack = lc.b - lc.A @ x
+        activity = lc.A @ x
+        slack = lc.b - activity
         tracker = RankOneInverse(M, crit, refresh=500)
-        ex = _Exchanges(pool, crit, lc, A_csc, work, x, slack, tracker)
+        ex = _Exchanges(pool, crit, lc, A_csc, work, x, slack, tracker,
+                        activity - lc.lower_sides() if lc.has_row_lower else None)
         budget_scale = max(float(lc.b[0]), 1.0)
         steps = ex.run(ctx, tol=target / budget_scale, max_steps=20 * work.size)
         exchanges_total += steps

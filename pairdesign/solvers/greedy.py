@@ -18,7 +18,7 @@ import numpy as np
 
 from ..information import (PairForms, RankOneInverse, information_matrix,
                            marginal_gains)
-from ..polytope import DesignBuilder
+from ..polytope import DesignBuilder, integer_point
 from .base import Context, Outcome
 from .result import TerminationCondition
 
@@ -50,6 +50,13 @@ def complete_greedily(ctx: Context, design: DesignBuilder, *, lazy: bool = True,
     fits; ``design`` may already hold labels (rounding and local search complete their designs
     this way). Returns False if the time limit stopped it."""
     inst = ctx.instance
+    if design.short():  # coverage minimums first, by marginal gain per cost at the start
+        M = information_matrix(inst, design.counts, ctx.pool)
+        ratio = marginal_gains(inst, M, ctx.criterion, pool=ctx.pool) / ctx.pool.pairs.cost
+        order = np.argsort(-ratio, kind="stable")
+        if not design.cover(order):
+            design.reset_to(integer_point(ctx.polytope, order))
+        ctx.say(f"greedy: coverage minimums met with {int(design.counts.sum())} labels")
     tracker = RankOneInverse(information_matrix(inst, design.counts, ctx.pool), ctx.criterion, refresh=refresh)
     ctx.say(f"greedy ({'lazy' if lazy else 'plain'}, criterion {ctx.criterion.name}): "
             f"{len(inst.candidates)} candidate pairs, budget {ctx.budget:g}, "

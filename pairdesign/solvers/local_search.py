@@ -154,6 +154,10 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
                     new_value = -np.inf
                 if new_value > value + eps:
                     design.add(q)
+                    if design.short():  # the exchange would break a coverage minimum
+                        design.remove(q)
+                        design.add(p)
+                        continue
                     move = (M_new, new_value)
                     break
                 design.add(p)

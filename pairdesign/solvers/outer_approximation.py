@@ -87,6 +87,7 @@ def outer_approximation(ctx: Context) -> Outcome:
             state, points, master_bound = master.solve(best, best_value, time_left)
         if master_bound is not None:
             upper = min(upper, master_bound)
+            ctx.known.offer_bound(max(upper, best_value))
         new = [n for n in points if n.tobytes() not in cut_at]
         for n in new:
             with clock("cut_evaluation"):
@@ -136,7 +137,7 @@ class _HighsMaster:
         h.changeColsIntegrality(P, np.arange(P, dtype=np.int32),
                                 np.full(P, highspy.HighsVarType.kInteger))
         A = lc.A.tocsr()
-        h.addRows(lc.n_rows, np.full(lc.n_rows, -inf), lc.b, A.nnz, A.indptr[:-1].astype(np.int32),
+        h.addRows(lc.n_rows, lc.lower_sides(), lc.b, A.nnz, A.indptr[:-1].astype(np.int32),
                   A.indices.astype(np.int32), A.data)
         for key, value in MASTER_OPTIONS.items():
             h.setOptionValue(key, value)

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ..information import information_matrix
-from ..polytope import DesignBuilder
+from ..polytope import DesignBuilder, integer_point
 from .base import Context
 from .greedy import complete_greedily
 
@@ -37,6 +37,11 @@ def place(ctx: Context, order: np.ndarray, reps: np.ndarray, *, complete: bool =
     """Add ``reps[i]`` labels of candidate ``order[i]`` in turn wherever they fit, then complete
     the budget greedily. Returns the (feasible) design."""
     design = DesignBuilder(ctx.instance, ctx.budget)
+    if design.short():  # coverage minimums first, in the order given, then the rest of it
+        rest = np.setdiff1d(np.arange(ctx.pool.size), order)
+        full_order = np.r_[np.asarray(order, dtype=np.int64), rest]
+        if not design.cover(full_order):
+            design.reset_to(integer_point(ctx.polytope, full_order))
     for p, r in zip(np.asarray(order).tolist(), np.asarray(reps).tolist()):
         while design.counts[p] < r and design.fits(p):
             design.add(p)
