@@ -74,6 +74,9 @@ def pool_spec(*, n_completions: int, dim: int, meta: dict[str, Any], own_caps: b
     if pairs is not None:
         raise OptionError("the candidate pool takes every pair within each prompt; this instance "
                           "lists explicit pairs (solve it in memory)")
+    if meta.get("min_pairs_per_prompt"):
+        raise OptionError("the candidate pool does not support coverage minimums (min_pairs_per_prompt): "
+                          "the vertex is then an LP over all pairs (solve the instance in memory)")
     if meta.get("max_pairs_per_completion") is not None or groups:
         raise OptionError("the candidate pool supports the budget, per-prompt caps, labels per pair, "
                           "pairs fixed in or out and labeled pairs; per-completion caps and group "
@@ -468,9 +471,9 @@ class MemoryPool:
     def __init__(self, instance: Instance, block_rows: int = 1 << 16):
         self.instance = instance
         self.source = MemoryBlocks(instance, block_rows)
-        self.meta = {key: getattr(instance, key) for key in (
+        self.meta = {key: getattr(instance, key, None) for key in (
             "name", "budget", "ridge", "weights", "max_pairs_per_prompt", "max_pairs_per_completion",
-            "max_labels_per_pair")}
+            "max_labels_per_pair", "min_pairs_per_prompt")}
         self.spec = pool_spec(n_completions=instance.n_completions, dim=instance.dim, meta=self.meta,
                               own_caps=instance.prompt_max_pairs is not None, pairs=instance.pairs,
                               fixed_in=instance.fixed_in, fixed_out=instance.fixed_out,

@@ -67,6 +67,8 @@ def test_the_pool_refuses_what_its_oracle_cannot_do():
         MemoryPool(replace(inst, max_pairs_per_completion=2))
     with pytest.raises(OptionError, match="explicit pairs"):
         MemoryPool(replace(inst, pairs=np.array([[0, 1], [5, 6]])))
+    with pytest.raises(OptionError, match="coverage minimums"):
+        MemoryPool(replace(inst, min_pairs_per_prompt=1))
 
 
 @pytest.mark.parametrize("kind", ["plain", "all"])
