@@ -58,6 +58,7 @@ class OuterApproximation:
         max_iterations: int = 1000  # OA: master solves; B&B: nodes / 100
         solver: str = "highs"  # or "pyomo:NAME" for any MILP solver Pyomo knows (appsi_highs, ...)
         algorithm: str = "oa"  # "oa" (outer approximation) or "bnb" (branch and bound, relaxation bounds)
+        symmetry: bool = True  # detect the instance's symmetries and branch on orbits (bnb)
 
         def check(self) -> None:
             if not (self.solver == "highs" or self.solver.startswith("pyomo")):
