@@ -270,12 +270,18 @@ def _check_generator(instance: Instance, criterion: Criterion, phi: np.ndarray, 
     image_prompt = instance.prompt_of_row[pi]  # the prompt each completion goes to
     if np.any(image_prompt != image_prompt[instance.prompt_offsets[:-1]][instance.prompt_of_row]):
         return "a prompt is split"
-    # Q from the orthogonal Procrustes problem: min |phi Q^T - phi[pi]|
-    U, _, Vt = np.linalg.svd(phi.T @ phi[pi])
-    Q = (U @ Vt).T
+    # Q: the linear map phi_a -> phi_pi(a) on the span of the features, the identity on the
+    # orthogonal complement (then H, M0 outside the span are compared as they are)
+    _, sv, Vt = np.linalg.svd(phi, full_matrices=False)
     scale = max(float(np.abs(phi).max(initial=0.0)), 1e-300)
-    if np.abs(phi @ Q.T - phi[pi]).max(initial=0.0) > 1e-7 * scale:
+    rank = int(np.sum(sv > 1e-10 * max(float(sv.max(initial=0.0)), 1e-300)))
+    V = Vt[:rank].T
+    QT = np.linalg.pinv(phi) @ phi[pi] + np.eye(phi.shape[1]) - V @ V.T  # rows: phi_a Q^T
+    Q = QT.T
+    if np.abs(phi @ QT - phi[pi]).max(initial=0.0) > 1e-7 * scale:
         return "the features are not a rotation of each other"
+    if np.abs(Q @ Q.T - np.eye(Q.shape[0])).max() > 1e-7:
+        return "the map of the features is not orthogonal"
     M0 = prior_information(instance)
     if np.abs(Q @ M0 @ Q.T - M0).max() > 1e-9 * max(float(np.abs(M0).max()), 1e-300):
         return "the prior information is not kept"
