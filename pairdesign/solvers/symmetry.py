@@ -94,6 +94,21 @@ class Symmetry:
     def trivial(self) -> bool:
         return self.order <= 1.0
 
+    def _box_graph(self, lo: np.ndarray, hi: np.ndarray):
+        """The coloured graph with every candidate pair also coloured by its box (lo_p, hi_p),
+        and its colours."""
+        import pynauty
+
+        P = lo.shape[0]
+        colour = self._base_colour.copy()
+        top = float(max(np.max(hi, initial=0.0), 0.0)) + 1.0
+        box = np.rint(lo).astype(np.int64) * int(top + 1) + np.rint(hi).astype(np.int64)
+        base = self._base_colour[self._pair_vertex0:self._pair_vertex0 + P]
+        colour[self._pair_vertex0:self._pair_vertex0 + P] = (
+            self._base_colour.max() + 1 + base * int(top + 1) ** 2 + box)
+        return pynauty.Graph(self._n_vertices, directed=False, adjacency_dict=self._adjacency,
+                             vertex_coloring=_partition(colour)), colour
+
     def node_orbits(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
         """The orbit label of every candidate pair under the symmetries that keep the box
         ``lo <= n <= hi`` (pairs with equal labels are in one orbit), and that group's order."""
@@ -101,13 +116,7 @@ class Symmetry:
 
         self.calls += 1
         P = lo.shape[0]
-        colour = self._base_colour.copy()
-        box = _joint(_classes(lo, 0.5), _classes(hi, 0.5))
-        base = self._base_colour[self._pair_vertex0:self._pair_vertex0 + P]
-        colour[self._pair_vertex0:self._pair_vertex0 + P] = (
-            colour.max() + 1 + _joint(base, box))
-        graph = pynauty.Graph(self._n_vertices, directed=False, adjacency_dict=self._adjacency,
-                              vertex_coloring=_partition(colour))
+        graph, _ = self._box_graph(lo, hi)
         _, size1, size2, orbits, _ = pynauty.autgrp(graph)
         orbits = np.asarray(orbits, dtype=np.int64)
         return orbits[self._pair_vertex0:self._pair_vertex0 + P], float(size1) * 10.0 ** size2
