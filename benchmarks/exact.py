@@ -18,6 +18,18 @@ over the masters; B&B nodes; n/a for SCIP, which cvxpy does not report), and whe
 instances that at least one method proved (time-limited runs counted at the time limit) and the
 largest instances proven within the limit. There is no single-tree variant: HiGHS's callbacks
 cannot add rows (see pairdesign/solvers/outer_approximation.py).
+
+``--symmetric`` runs the instances of issue 16 instead, with branch and bound only, each case in a
+fresh process, and with ``--before PATH`` also under the checkout at PATH (its ``pairdesign``), the
+two runs of a case back to back:
+
+- ``item t=T B=B``: the Bradley-Terry item model, one prompt whose T completions are the items,
+  features the unit vectors of R^T (``rot``: a random rotation of them), ridge 1e-6;
+- ``profile k=K``: full-profile paired comparisons, one prompt whose 2^K completions are the
+  profiles {-1, 1}^K of K two-level attributes (d = K), ridge 1e-6;
+- ``generated``: ``synthetic_instance`` as above (no symmetry: the cost of looking for it).
+
+    OPENBLAS_NUM_THREADS=1 nice python benchmarks/exact.py --symmetric --before /path/to/old
 """
 
 from __future__ import annotations
@@ -52,6 +64,78 @@ def stats(result) -> tuple[str, str, str]:
     return "-", "n/a", ""
 
 
+# issue 16: (kind, size, budget, time limit)
+SYMMETRIC = ([("item", t, t, 120.0) for t in (6, 7, 8, 9, 10, 12)] + [("item-rot", 8, 8, 120.0)]
+             + [("item", t, 2 * t, 120.0) for t in (6, 8, 10, 12)]
+             + [("profile", k, b, 60.0) for k, b in ((3, 3), (3, 6), (4, 4), (4, 8))]
+             + [("generated", (50, 8), 16, 60.0), ("generated", (20, 12), 24, 60.0)])
+
+
+def symmetric_instance(kind: str, size, budget: int):
+    """An instance of the ``--symmetric`` suite (see the module docstring)."""
+    import itertools
+
+    import numpy as np
+
+    if kind in ("item", "item-rot"):
+        features = np.eye(size)
+        if kind == "item-rot":
+            Q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(size, size)))
+            features = features @ Q.T
+        return pairdesign.Instance.from_arrays(features, np.zeros(size, dtype=int), budget=budget,
+                                               ridge=1e-6)
+    if kind == "profile":
+        profiles = np.array(list(itertools.product([-1.0, 1.0], repeat=size)))
+        return pairdesign.Instance.from_arrays(profiles, np.zeros(len(profiles), dtype=int),
+                                               budget=budget, ridge=1e-6)
+    prompts, d = size
+    return pairdesign.synthetic_instance(prompts, 5, d, budget=budget, seed=0).instance
+
+
+def run_one(case: str) -> None:
+    """Solve one case of the suite (``kind:size:budget:limit``) and print one JSON line."""
+    import json
+
+    kind, size, budget, limit = case.split(":")
+    size = tuple(int(v) for v in size.split("x")) if "x" in size else int(size)
+    inst = symmetric_instance(kind, size, int(budget))
+    start = time.perf_counter()
+    r = pairdesign.solve(inst, "exact", time_limit=float(limit), options={"algorithm": "bnb"})
+    took = time.perf_counter() - start
+    _, nodes, went = stats(r)
+    print(json.dumps({"status": r.status.value, "seconds": took, "gap": r.gap, "nodes": nodes,
+                      "objective": r.objective, "went": went, "P": len(inst.candidates),
+                      "d": inst.dim}))
+
+
+def run_symmetric(before: str | None) -> None:
+    import json
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    versions = [("after", here)] + ([("before", before)] if before else [])
+    print("| instance | P | d | B | limit (s) | version | status | seconds | gap | nodes | time went to |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | --- |")
+    for kind, size, budget, limit in SYMMETRIC:
+        label = (f"{kind} t={size}" if kind.startswith("item") else f"profile k={size}"
+                 if kind == "profile" else f"generated {size[0] * 10} pairs")
+        key = f"{kind}:{'x'.join(map(str, size)) if isinstance(size, tuple) else size}:{budget}:{limit}"
+        for version, path in versions:
+            env = dict(os.environ, PYTHONPATH=path, OPENBLAS_NUM_THREADS="1")
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", key], env=env,
+                                 capture_output=True, text=True, timeout=10 * limit + 600)
+            lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+            if not lines:
+                print(f"| {label} | | | {budget} | {limit:g} | {version} | error: "
+                      f"{out.stderr.strip().splitlines()[-1:]} | | | | |", flush=True)
+                continue
+            r = json.loads(lines[-1])
+            gap = "-" if r["gap"] is None else f"{r['gap']:.2g}"
+            print(f"| {label} | {r['P']} | {r['d']} | {budget} | {limit:g} | {version} | {r['status']} | "
+                  f"{r['seconds']:.2f} | {gap} | {r['nodes']} | {r['went']} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
@@ -60,7 +144,17 @@ def main() -> None:
                         help="instances to run instead, e.g. 20x8x8 (P = 10 x prompts)")
     parser.add_argument("--methods", nargs="+", choices=[name for name, _, _ in METHODS],
                         help="a subset of the methods (the speed-up needs MISOCP-SCIP)")
+    parser.add_argument("--symmetric", action="store_true", help="the instances of issue 16 (B&B)")
+    parser.add_argument("--before", metavar="PATH", help="with --symmetric: also run each case "
+                        "under the pairdesign checkout at PATH")
+    parser.add_argument("--one", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        run_one(args.one)
+        return
+    if args.symmetric:
+        run_symmetric(args.before)
+        return
     methods = [m for m in METHODS if args.methods is None or m[0] in args.methods]
     sizes = ([tuple(int(v) for v in s.split("x")) for s in args.sizes] if args.sizes
              else QUICK if args.quick else SIZES)
