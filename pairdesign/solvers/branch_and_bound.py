@@ -5,7 +5,8 @@ certificate of the convex relaxation restricted to the box (:func:`solve_relaxat
 ``lower``/``upper``), valid however loosely the relaxation was solved, and never above its
 parent's. The relaxation of a node stops as soon as its certificate falls to the incumbent plus
 the tolerance (the node is pruned), and is warm-started from the parent's relaxed design. Nodes
-are explored best-bound first; a node branches on its most fractional pair (``n_p <= floor(x_p)``
+are explored best-bound first (node relaxations of D on a budget-and-bounds polytope with few
+pairs: :mod:`pairdesign.solvers.node_bounds`, the same certificates for less overhead); a node branches on its most fractional pair (``n_p <= floor(x_p)``
 and ``n_p >= floor(x_p) + 1``), and every node's relaxed design is rounded (largest weights first,
 :meth:`DesignBuilder.fill`) for incumbents, starting from the greedy design.
 
@@ -35,6 +36,7 @@ from .base import Context, Outcome
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .outer_approximation import Timings, _Fixed, greedy_design
 from .result import SolutionStatus, TerminationCondition
+from .node_bounds import PairSpaceRelaxation
 from .symmetry import OrbitalBranching
 
 _INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
@@ -70,8 +72,16 @@ def branch_and_bound(ctx: Context) -> Outcome:
             best, best_value = n, value
             ctx.incumbent = _Fixed(best)
 
+    pair_space = PairSpaceRelaxation(inst, crit, lc)
+
     def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
               tol: float = NODE_TOL):
+        if pair_space.applies and start is not None:
+            with clock("relaxation"):
+                try:
+                    return pair_space.solve(lo, hi, start, stop_below, tol, deadline=ctx.out_of_time)
+                except FloatingPointError:
+                    pass  # M(x) singular at the start: the general solver copes
         time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
         node_ctx = Context(instance=inst, criterion=crit, budget=ctx.budget, time_limit=time_left,
                            seed=None, options=None, logger=_SILENT)
@@ -162,7 +172,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     proven = bound - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
     ctx.say(f"exact (branch and bound): {termination.value}: incumbent {best_value:.10g}, "
             f"bound {bound:.10g}, {nodes} nodes, {len(heap)} open")
-    ctx.say(f"exact: stats: cuts=0 nodes={nodes} orbit_calls={orbital.calls} {clock.summary()}")
+    ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} {clock.summary()}")
     return Outcome(best.astype(np.int64), termination,
                    SolutionStatus.optimal if proven else SolutionStatus.feasible,
                    bound=bound, solver="branch-and-bound")
