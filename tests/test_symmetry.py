@@ -195,3 +195,53 @@ def test_orbital_branching_never_claims_a_design_that_brute_force_beats():
         assert result.status is SolutionStatus.optimal, seed
         assert result.objective == pytest.approx(best, rel=1e-6, abs=1e-6), seed
     assert symmetric >= 20  # the loop does exercise orbital branching
+
+
+# --- node relaxations in pair space ----------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pair_space_node_relaxation_bounds_every_design_in_the_box_and_matches_the_general_solver(seed):
+    import logging
+
+    from pairdesign.constraints import linear_constraints
+    from pairdesign.solvers.base import Context
+    from pairdesign.solvers.frank_wolfe import solve_relaxation
+    from pairdesign.solvers.node_bounds import PairSpaceRelaxation
+    from pairdesign.solvers.result import TerminationCondition
+
+    rng = np.random.default_rng(seed)
+    K, d = int(rng.integers(4, 6)), int(rng.integers(2, 4))
+    features = rng.normal(size=(K, d))
+    pairs = np.array([(a, b) for a in range(K) for b in range(a + 1, K)])
+    costs = rng.choice([1.0, 2.0], size=len(pairs)) if seed % 2 else None
+    inst = Instance.from_arrays(features, np.zeros(K, dtype=int), budget=float(rng.integers(2, 6)),
+                                ridge=float(rng.choice([1e-6, 0.1])), pairs=pairs, pair_costs=costs,
+                                max_labels_per_pair=int(rng.integers(1, 3)))
+    crit = Criterion("D")
+    lc = linear_constraints(inst)
+    solver = PairSpaceRelaxation(inst, crit, lc)
+    assert solver.applies
+    P = len(inst.candidates)
+    lo, hi = lc.lower.copy(), lc.upper.copy()
+    forced, banned = rng.choice(P, 2, replace=False)
+    lo[forced], hi[banned] = 1.0, 0.0
+    start = rng.uniform(0, 1, P)
+    r = solver.solve(lo, hi, start, None, 1e-6)
+    assert r.termination is TerminationCondition.converged
+    assert np.all(r.n >= lo - 1e-12) and np.all(r.n <= hi + 1e-12)
+    assert float(inst.candidates.cost @ r.n) <= inst.budget + 1e-9
+    assert r.value == pytest.approx(objective(inst, r.n, crit), abs=1e-9)
+    ctx = Context(instance=inst, criterion=crit, budget=inst.budget, time_limit=None, seed=0,
+                  options=None, logger=logging.getLogger("test"))
+    general = solve_relaxation(ctx, tol=1e-9, lower=lo, upper=hi)
+    assert r.bound >= general.value - 1e-9 and general.bound >= r.value - 1e-9
+    assert r.value == pytest.approx(general.value, abs=1e-4)
+    # the bound holds for every integer design in the box
+    for n in itertools.product(*[range(int(a), int(b) + 1) for a, b in zip(lo, hi)]):
+        n = np.asarray(n, dtype=float)
+        if not violations(inst, n):
+            assert objective(inst, n, crit) <= r.bound + 1e-9
+    # stop_below: stops as soon as the certificate is that low, with a valid bound
+    stopped = solver.solve(lo, hi, start, general.value + 1.0, 1e-9)
+    assert stopped.bound >= general.value - 1e-9
+    assert not PairSpaceRelaxation(inst, Criterion("A"), lc).applies  # D only
