@@ -94,32 +94,39 @@ class Symmetry:
     def trivial(self) -> bool:
         return self.order <= 1.0
 
-    def _box_graph(self, lo: np.ndarray, hi: np.ndarray):
-        """The coloured graph with every candidate pair also coloured by its box (lo_p, hi_p),
-        and its colours."""
+    def _graph(self, pair_colour: np.ndarray):
+        """The coloured graph with every candidate pair's colour refined by ``pair_colour``
+        (integers; pairs of different values are never mapped onto each other)."""
         import pynauty
 
-        P = lo.shape[0]
+        P = pair_colour.shape[0]
         colour = self._base_colour.copy()
-        top = float(max(np.max(hi, initial=0.0), 0.0)) + 1.0
-        box = np.rint(lo).astype(np.int64) * int(top + 1) + np.rint(hi).astype(np.int64)
         base = self._base_colour[self._pair_vertex0:self._pair_vertex0 + P]
         colour[self._pair_vertex0:self._pair_vertex0 + P] = (
-            self._base_colour.max() + 1 + base * int(top + 1) ** 2 + box)
+            self._base_colour.max() + 1 + _joint(base, np.asarray(pair_colour, dtype=np.int64)))
         return pynauty.Graph(self._n_vertices, directed=False, adjacency_dict=self._adjacency,
-                             vertex_coloring=_partition(colour)), colour
+                             vertex_coloring=_partition(colour))
+
+    def _orbits(self, pair_colour: np.ndarray) -> tuple[np.ndarray, float]:
+        import pynauty
+
+        self.calls += 1
+        P = pair_colour.shape[0]
+        _, size1, size2, orbits, _ = pynauty.autgrp(self._graph(pair_colour))
+        orbits = np.asarray(orbits, dtype=np.int64)
+        return orbits[self._pair_vertex0:self._pair_vertex0 + P], float(size1) * 10.0 ** size2
 
     def node_orbits(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
         """The orbit label of every candidate pair under the symmetries that keep the box
         ``lo <= n <= hi`` (pairs with equal labels are in one orbit), and that group's order."""
-        import pynauty
+        return self._orbits(_joint(np.rint(lo).astype(np.int64), np.rint(hi).astype(np.int64)))
 
-        self.calls += 1
-        P = lo.shape[0]
-        graph, _ = self._box_graph(lo, hi)
-        _, size1, size2, orbits, _ = pynauty.autgrp(graph)
-        orbits = np.asarray(orbits, dtype=np.int64)
-        return orbits[self._pair_vertex0:self._pair_vertex0 + P], float(size1) * 10.0 ** size2
+    def stabiliser_orbits(self, fixed: list[int]) -> tuple[np.ndarray, float]:
+        """Orbit labels of the pairs under the symmetries that fix every pair in ``fixed``
+        (pointwise), and that group's order."""
+        individual = np.zeros(self.pair_generators.shape[1], dtype=np.int64)
+        individual[np.asarray(fixed, dtype=np.int64)] = np.arange(1, len(fixed) + 1)
+        return self._orbits(individual)
 
 
 def _partition(colour: np.ndarray) -> list[set[int]]:
@@ -337,4 +344,33 @@ class OrbitalBranching:
         return orbit, order > 1.0
 
 
-__all__ = ["OrbitalBranching", "Symmetry", "detect_symmetry", "orbit_of"]
+def leader_inequalities(symmetry: Symmetry, max_levels: int = 64) -> list[tuple[int, int]]:
+    """Symmetry-breaking inequalities ``n_p >= n_q`` along a stabiliser chain: p_1 is a pair of
+    the largest orbit O_1 of the group G, p_2 one of the largest orbit O_2 of the stabiliser
+    G_1 of p_1, and so on (G_k fixes p_1..p_k pointwise), with ``n_{p_k} >= n_q`` for q in O_k.
+
+    Every design has a symmetric image meeting them all: given an image meeting levels 1..k-1,
+    an h in G_{k-1} moving a largest entry on O_k to p_k meets level k, and keeps levels
+    1..k-1 (h fixes each p_j, j < k, and maps each O_j onto itself, being in G_{j-1}). So the
+    optimum over the designs meeting them is the optimum. For a model without other symmetry
+    handling (the outer approximation's master), not to be combined with orbital branching."""
+    if symmetry.trivial:
+        return []
+    fixed: list[int] = []
+    inequalities: list[tuple[int, int]] = []
+    while len(fixed) < max_levels:
+        labels, order = symmetry.stabiliser_orbits(fixed)
+        if order <= 1.0:
+            break
+        size = np.bincount(labels)[labels]
+        if fixed:
+            size[np.asarray(fixed, dtype=np.int64)] = 0
+        p = int(np.argmax(size))
+        if size[p] <= 1:
+            break
+        inequalities += [(p, int(q)) for q in np.flatnonzero(labels == labels[p]) if q != p]
+        fixed.append(p)
+    return inequalities
+
+
+__all__ = ["OrbitalBranching", "leader_inequalities", "Symmetry", "detect_symmetry", "orbit_of"]
