@@ -4,11 +4,12 @@ A node is a box ``lo <= n <= hi`` inside the bounds of section 4. Its bound is t
 certificate of the convex relaxation restricted to the box (:func:`solve_relaxation` with
 ``lower``/``upper``), valid however loosely the relaxation was solved, and never above its
 parent's. The relaxation of a node stops as soon as its certificate falls to the incumbent plus
-the tolerance (the node is pruned), and is warm-started from the parent's relaxed design. Nodes
-are explored best-bound first (node relaxations of D on a budget-and-bounds polytope with few
-pairs: :mod:`pairdesign.solvers.node_bounds`, the same certificates for less overhead); a node branches on its most fractional pair (``n_p <= floor(x_p)``
-and ``n_p >= floor(x_p) + 1``), and every node's relaxed design is rounded (largest weights first,
-:meth:`DesignBuilder.fill`) for incumbents, starting from the greedy design.
+the tolerance (the node is pruned), and is warm-started from the parent's relaxed design (for D
+on a budget-and-bounds polytope, by :mod:`pairdesign.solvers.node_bounds`: the same certificates
+for a third of the time). Nodes are explored best-bound first; a node branches on its most
+fractional pair (``n_p <= floor(x_p)`` and ``n_p >= floor(x_p) + 1``), and every node's relaxed
+design is rounded (largest weights first, :meth:`DesignBuilder.fill`) for incumbents, starting
+from the greedy design.
 
 With ``symmetry`` (the default) the symmetry group of the instance is detected first
 (:mod:`pairdesign.solvers.symmetry`); while a node's box keeps a nontrivial subgroup, the node
