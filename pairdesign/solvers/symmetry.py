@@ -333,8 +333,9 @@ class OrbitalBranching:
 
     def orbit(self, p: int, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, bool]:
         """The orbit of pair p under the subgroup keeping ``lo <= n <= hi`` (all its pairs have
-        p's bounds), and whether that subgroup is nontrivial (if not, neither is any subgroup
-        of it: the node's descendants need not ask)."""
+        p's bounds), and whether that subgroup is nontrivial. Branch and bound does not ask
+        again below a node whose subgroup is trivial: deeper boxes are finer, so their groups
+        are mostly trivial too, and plain branching there forgoes symmetry, never a design."""
         if not self.active:
             return np.array([p]), False
         labels, order = self.symmetry.node_orbits(lo, hi)
