@@ -21,8 +21,9 @@ their two completions) and per off-diagonal Gram entry outside the commonest val
 value; adjacent to its two completions). Values are grouped within a relative tolerance of 1e-9,
 and every generator is then checked on the numbers themselves (an orthogonal Procrustes fit of Q,
 ``Q M0 Q^T = M0`` and, for L, ``Q H Q^T = H``); a symmetry that fails the check is not used. Cheap
-exits come first: distinct squared norms, or colour refinement on the Gram matrix that separates
-every completion, prove the group trivial in O(N d) or O(N^2) without nauty.
+exits come first: distinct squared norms, or distinct multisets of the lengths of the candidate
+pairs at each completion, or colour refinement on the Gram matrix, when they tell every completion
+apart, prove the group trivial in O(N d), O(P d) or O(N^2) without nauty.
 
 **Orbital branching** (Ostrowski, Linderoth, Rossi and Smriglio, Math. Program. 126, 2011). At a
 node ``lo <= n <= hi``, let G_node be the symmetries that also keep the box (the automorphisms of
@@ -49,7 +50,7 @@ from ..instance import Instance
 logger = logging.getLogger(__name__)
 
 RELATIVE_TOL = 1e-9  # values within this (relative to the largest) are "equal"
-MAX_GRAM_COMPLETIONS = 3000  # above this, only the O(N d) check runs (N^2 Gram entries)
+MAX_GRAM_COMPLETIONS = 1500  # above this, only the O(N d + P d) checks run (N^2 Gram entries)
 MAX_GRAPH_VERTICES = 100_000  # above this, no nauty call
 
 
@@ -159,6 +160,26 @@ def _refine(colour: np.ndarray, gram_class: np.ndarray, rounds: int = 8) -> np.n
     return colour
 
 
+def _pair_refinement(colour: np.ndarray, phi: np.ndarray, cand) -> np.ndarray:
+    """Each completion's colour refined by the multiset of (|z_p|^2, w_p, c_p) over the
+    candidate pairs that touch it, in O(P d): symmetries keep it."""
+    z = phi[cand.j] - phi[cand.k]
+    length = np.einsum("ij,ij->i", z, z)
+    pair_class = _joint(_classes(length, RELATIVE_TOL * max(float(length.max(initial=0.0)), 1e-300)),
+                        _classes(cand.weight, 1e-12), _classes(cand.cost, 1e-12))
+    ends = np.concatenate([cand.j, cand.k])
+    classes = np.concatenate([pair_class, pair_class])
+    order = np.lexsort((classes, ends))
+    signature: list[list[int]] = [[] for _ in range(colour.size)]
+    for r, c in zip(ends[order].tolist(), classes[order].tolist()):
+        signature[r].append(c)
+    keys = {}
+    refined = np.empty(colour.size, dtype=np.int64)
+    for r, sig in enumerate(signature):
+        refined[r] = keys.setdefault((int(colour[r]), tuple(sig)), len(keys))
+    return refined
+
+
 def detect_symmetry(instance: Instance, criterion: Criterion) -> Symmetry:
     """The symmetry group of an instance (see the module docstring); trivial when there is none,
     when the instance is too large to look (a log line says so) or without pynauty."""
@@ -179,6 +200,9 @@ def detect_symmetry(instance: Instance, criterion: Criterion) -> Symmetry:
     colour = _joint(prompt_class[instance.prompt_of_row], _classes(norms, tol))
     if np.unique(colour).size == N:
         return _trivial(instance)  # distinct norms: every symmetry is the identity
+    colour = _pair_refinement(colour, phi, cand)
+    if np.unique(colour).size == N:
+        return _trivial(instance)  # told apart by the lengths of their candidate pairs
     if N > MAX_GRAM_COMPLETIONS:
         logger.info("symmetry: %d completions, more than %d: not looked for", N, MAX_GRAM_COMPLETIONS)
         return _trivial(instance)
