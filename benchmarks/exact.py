@@ -31,6 +31,9 @@ it fails from t = 7 on):
 - ``generated``: ``synthetic_instance`` as above (no symmetry: the cost of looking for it).
 
     OPENBLAS_NUM_THREADS=1 nice python benchmarks/exact.py --symmetric --before /path/to/old
+
+``--node-relaxations`` times the node relaxations of branch and bound: the general solver against
+the pair-space solver (pairdesign/solvers/node_bounds.py) on the same random boxes.
 """
 
 from __future__ import annotations
@@ -141,6 +144,53 @@ def run_symmetric(before: str | None) -> None:
                   f"{r['seconds']:.2f} | {r['cpu']:.2f} | {gap} | {r['nodes']} | {r['went']} |", flush=True)
 
 
+def compare_node_relaxations(boxes: int = 20) -> None:
+    """``--node-relaxations``: the same random node boxes (two pairs forced in, two out, started
+    from the root's relaxed design clipped to the box) solved by ``solve_relaxation`` and by the
+    pair-space solver of branch and bound, to the node tolerance; seconds and the largest
+    difference of the certified bounds."""
+    import logging
+
+    import numpy as np
+
+    from pairdesign.constraints import linear_constraints
+    from pairdesign.information import Criterion
+    from pairdesign.solvers.base import Context
+    from pairdesign.solvers.branch_and_bound import NODE_TOL
+    from pairdesign.solvers.frank_wolfe import solve_relaxation
+    from pairdesign.solvers.node_bounds import PairSpaceRelaxation
+
+    rng = np.random.default_rng(1)
+    print("| instance | P | d | boxes | solve_relaxation (s) | pair space (s) | ratio | max bound difference |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, inst in [("item t=9, B=9", symmetric_instance("item", 9, 9)),
+                        ("item t=12, B=24", symmetric_instance("item", 12, 24)),
+                        ("generated d=8, B=16", symmetric_instance("generated", (50, 8), 16)),
+                        ("generated d=12, B=24", symmetric_instance("generated", (20, 12), 24))]:
+        crit = Criterion("D")
+        lc = linear_constraints(inst)
+        P = len(inst.candidates)
+        ctx = Context(instance=inst, criterion=crit, budget=inst.budget, time_limit=None, seed=None,
+                      options=None, logger=logging.getLogger("benchmark"))
+        root = solve_relaxation(ctx, tol=1e-6)
+        pair_space = PairSpaceRelaxation(inst, crit, lc)
+        general_s = pair_s = diff = 0.0
+        for _ in range(boxes):
+            lo, hi = lc.lower.copy(), lc.upper.copy()
+            idx = rng.choice(P, 4, replace=False)
+            lo[idx[:2]], hi[idx[2:]] = 1.0, 0.0
+            start = np.clip(root.n, lo, hi)
+            t0 = time.perf_counter()
+            a = solve_relaxation(ctx, tol=NODE_TOL, start=start, lower=lo, upper=hi, max_iterations=500)
+            t1 = time.perf_counter()
+            b = pair_space.solve(lo, hi, start, None, NODE_TOL)
+            t2 = time.perf_counter()
+            general_s, pair_s = general_s + t1 - t0, pair_s + t2 - t1
+            diff = max(diff, abs(a.bound - b.bound))
+        print(f"| {label} | {P} | {inst.dim} | {boxes} | {general_s:.2f} | {pair_s:.2f} | "
+              f"{general_s / pair_s:.1f}x | {diff:.2g} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
@@ -152,8 +202,13 @@ def main() -> None:
     parser.add_argument("--symmetric", action="store_true", help="the instances of issue 16 (B&B)")
     parser.add_argument("--before", metavar="PATH", help="with --symmetric: also run each case "
                         "under the pairdesign checkout at PATH")
+    parser.add_argument("--node-relaxations", action="store_true",
+                        help="node relaxations: solve_relaxation against the pair-space solver")
     parser.add_argument("--one", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.node_relaxations:
+        compare_node_relaxations()
+        return
     if args.one:
         run_one(args.one)
         return
