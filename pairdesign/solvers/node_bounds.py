@@ -134,6 +134,11 @@ class PairSpaceRelaxation:
                 if x[a] < lo[a] + _EPS * max(1.0, hi[a]):
                     x[a] = lo[a]
             x = shrink_into(lc, x)
+        if termination is TerminationCondition.iteration_limit:  # x moved after its certificate
+            try:
+                value = self._state(x)[0]
+            except np.linalg.LinAlgError:
+                value = -math.inf
         return Relaxed(n=x, value=value, bound=best_bound, iterations=rounds, termination=termination)
 
     def _add(self, Minv: np.ndarray, q: np.ndarray, x: np.ndarray, p: int, t: float) -> np.ndarray:
