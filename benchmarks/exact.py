@@ -153,7 +153,7 @@ def compare_node_relaxations(boxes: int = 20) -> None:
 
     import numpy as np
 
-    from pairdesign.constraints import linear_constraints
+    from pairdesign.polytope import linear_constraints
     from pairdesign.information import Criterion
     from pairdesign.solvers.base import Context
     from pairdesign.solvers.branch_and_bound import NODE_TOL
@@ -170,8 +170,7 @@ def compare_node_relaxations(boxes: int = 20) -> None:
         crit = Criterion("D")
         lc = linear_constraints(inst)
         P = len(inst.candidates)
-        ctx = Context(instance=inst, criterion=crit, budget=inst.budget, time_limit=None, seed=None,
-                      options=None, logger=logging.getLogger("benchmark"))
+        ctx = Context.make(inst, crit, seed=None, logger=logging.getLogger("benchmark"))
         root = solve_relaxation(ctx, tol=1e-6)
         pair_space = PairSpaceRelaxation(inst, crit, lc)
         general_s = pair_s = diff = 0.0

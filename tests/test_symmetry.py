@@ -11,7 +11,7 @@ import pytest
 import pairdesign
 from helpers import check_feasible
 from pairdesign import Criterion, Instance, SolutionStatus, objective, solve
-from pairdesign.constraints import violations
+from pairdesign.polytope import violations
 
 pytest.importorskip("pynauty")
 from pairdesign.solvers.symmetry import detect_symmetry  # noqa: E402
@@ -224,7 +224,7 @@ def test_symmetry_reduction_never_claims_a_design_that_brute_force_beats(algorit
 def test_pair_space_node_relaxation_bounds_every_design_in_the_box_and_matches_the_general_solver(seed):
     import logging
 
-    from pairdesign.constraints import linear_constraints
+    from pairdesign.polytope import linear_constraints
     from pairdesign.solvers.base import Context
     from pairdesign.solvers.frank_wolfe import solve_relaxation
     from pairdesign.solvers.node_bounds import PairSpaceRelaxation
@@ -252,8 +252,7 @@ def test_pair_space_node_relaxation_bounds_every_design_in_the_box_and_matches_t
     assert np.all(r.n >= lo - 1e-12) and np.all(r.n <= hi + 1e-12)
     assert float(inst.candidates.cost @ r.n) <= inst.budget + 1e-9
     assert r.value == pytest.approx(objective(inst, r.n, crit), abs=1e-9)
-    ctx = Context(instance=inst, criterion=crit, budget=inst.budget, time_limit=None, seed=0,
-                  options=None, logger=logging.getLogger("test"))
+    ctx = Context.make(inst, crit, seed=0, logger=logging.getLogger("test"))
     general = solve_relaxation(ctx, tol=1e-9, lower=lo, upper=hi)
     assert r.bound >= general.value - 1e-9 and general.bound >= r.value - 1e-9
     assert r.value == pytest.approx(general.value, abs=1e-4)

@@ -4,18 +4,17 @@ A node is a box ``lo <= n <= hi`` inside the bounds of section 4. Its bound is t
 certificate of the convex relaxation restricted to the box (:func:`solve_relaxation` with
 ``lower``/``upper``), valid however loosely the relaxation was solved, and never above its
 parent's. The relaxation of a node stops as soon as its certificate falls to the incumbent plus
-the tolerance (the node is pruned), and is warm-started from the parent's relaxed design (for D
-on a budget-and-bounds polytope, by :mod:`pairdesign.solvers.node_bounds`: the same certificates
-for a third of the time). Nodes are explored best-bound first; a node branches on its most
-fractional pair (``n_p <= floor(x_p)`` and ``n_p >= floor(x_p) + 1``), and every node's relaxed
-design is rounded (largest weights first, :meth:`DesignBuilder.fill`) for incumbents, starting
-from the greedy design.
+the tolerance (the node is pruned), and is warm-started from the parent's relaxed design. Nodes
+are explored best-bound first; a node branches on its most fractional pair (``n_p <= floor(x_p)``
+and ``n_p >= floor(x_p) + 1``), and every node's relaxed design is rounded (largest weights first,
+:meth:`DesignBuilder.fill`) for incumbents, starting from the greedy design.
 
 With ``symmetry`` (the default) the symmetry group of the instance is detected first
 (:mod:`pairdesign.solvers.symmetry`); while a node's box keeps a nontrivial subgroup, the node
 branches on the orbit O of its branching pair p under that subgroup (orbital branching): the
 children are ``n_p >= c + 1`` and ``n_q <= c`` for every q in O, which loses no design up to a
-symmetry of the same value.
+symmetry of the same value. Node relaxations of D on a budget-and-bounds polytope are solved in
+pair space (:mod:`pairdesign.solvers.node_bounds`: the same certificates for a third of the time).
 
 The global upper bound is the largest bound among the open nodes and the nodes pruned so far;
 ``optimal`` only when it is within the tolerance of the incumbent.
@@ -30,14 +29,14 @@ import math
 
 import numpy as np
 
-from ..constraints import DesignBuilder, linear_constraints
+from ..polytope import DesignBuilder
 from ..errors import InfeasibleError
 from ..information import information_matrix
-from .base import Context, Outcome
+from .base import Context, FixedIncumbent, Outcome, Timings
 from .frank_wolfe import allowed_gap, solve_relaxation
-from .outer_approximation import Timings, _Fixed, greedy_design
-from .result import SolutionStatus, TerminationCondition
+from .greedy import greedy_design
 from .node_bounds import PairSpaceRelaxation
+from .result import SolutionStatus, TerminationCondition
 from .symmetry import OrbitalBranching
 
 _INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
@@ -49,9 +48,9 @@ _SILENT.propagate = False
 
 def branch_and_bound(ctx: Context) -> Outcome:
     inst, crit, opts = ctx.instance, ctx.criterion, ctx.options
-    lc = linear_constraints(inst, ctx.budget)
+    lc = ctx.polytope
     clock = Timings()
-    max_nodes = 100 * opts.max_iterations
+    max_nodes = opts.max_nodes if opts.max_nodes is not None else 100 * opts.max_iterations
 
     with clock("symmetry"):
         orbital = OrbitalBranching.for_instance(inst, crit, getattr(opts, "symmetry", True))
@@ -60,18 +59,18 @@ def branch_and_bound(ctx: Context) -> Outcome:
                 f"orbital branching")
     with clock("greedy"):
         best = greedy_design(ctx)
-    best_value = crit.value(information_matrix(inst, best))
-    ctx.incumbent = _Fixed(best)
+    best_value = crit.value(information_matrix(inst, best, ctx.pool))
+    ctx.incumbent = FixedIncumbent(best)
 
     def round_design(x: np.ndarray) -> None:
         nonlocal best, best_value
         builder = DesignBuilder(inst, ctx.budget)
         builder.fill(np.argsort(-x, kind="stable"))
         n = builder.counts.astype(np.float64)
-        value = crit.value(information_matrix(inst, n))
+        value = crit.value(information_matrix(inst, n, ctx.pool))
         if value > best_value:
             best, best_value = n, value
-            ctx.incumbent = _Fixed(best)
+            ctx.incumbent = FixedIncumbent(best)
 
     pair_space = PairSpaceRelaxation(inst, crit, lc)
 
@@ -83,12 +82,10 @@ def branch_and_bound(ctx: Context) -> Outcome:
                     return pair_space.solve(lo, hi, start, stop_below, tol, deadline=ctx.out_of_time)
                 except FloatingPointError:
                     pass  # M(x) singular at the start: the general solver copes
-        time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
-        node_ctx = Context(instance=inst, criterion=crit, budget=ctx.budget, time_limit=time_left,
-                           seed=None, options=None, logger=_SILENT)
+        node_ctx = ctx.phase(None, problem=ctx.problem.restrict(lo, hi), logger=_SILENT)
         with clock("relaxation"):
-            return solve_relaxation(node_ctx, tol=tol, start=start, lower=lo,
-                                    upper=hi, stop_below=stop_below, max_iterations=500)
+            return solve_relaxation(node_ctx, tol=tol, start=start, stop_below=stop_below,
+                                    max_iterations=500)
 
     # an open node: (-bound, tie-break, its bounds that differ from the root's {p: (lo, hi)}, its
     # relaxation, solved when the node was created)
@@ -102,6 +99,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     while heap:
         target = allowed_gap(crit, best_value, inst.dim, opts.tol)
         bound = max(-heap[0][0], pruned_max)
+        ctx.known.offer_bound(max(min(bound, root_bound), best_value))
         ctx.progress(lambda: f"exact (branch and bound): {nodes} nodes, {len(heap)} open, incumbent "
                      f"{best_value:.10g}, bound {bound:.10g}, gap {bound - best_value:.3g} "
                      f"(target {target:.3g})")
@@ -126,10 +124,10 @@ def branch_and_bound(ctx: Context) -> Outcome:
         free = np.flatnonzero(hi > lo)
         if free.size == 0 or frac.max(initial=0.0) <= _INTEGRAL:  # an integral relaxed design
             xi = np.round(x)
-            value = crit.value(information_matrix(inst, xi)) if not _broken(lc, xi) else -math.inf
+            value = crit.value(information_matrix(inst, xi, ctx.pool)) if not lc.violations(xi) else -math.inf
             if value > best_value:
                 best, best_value = xi, value
-                ctx.incumbent = _Fixed(best)
+                ctx.incumbent = FixedIncumbent(best)
         if free.size == 0:
             continue  # the box holds one design, evaluated just above
         p = int(free[np.argmax(frac[free])])
@@ -185,6 +183,3 @@ def _box(lc, changes: dict) -> tuple[np.ndarray, np.ndarray]:
         lo[p], hi[p] = a, b
     return lo, hi
 
-
-def _broken(lc, n: np.ndarray) -> bool:
-    return bool(np.any(lc.A @ n > lc.b + 1e-9) or np.any(n < lc.lower) or np.any(n > lc.upper))

@@ -34,11 +34,11 @@ import math
 
 import numpy as np
 
-from ..constraints import LinearConstraints, shrink_into
+from ..polytope import LinearConstraints, shrink_into
 from ..information import Criterion, centered_features, prior_information
 from ..instance import Instance
 from .frank_wolfe import Relaxed, allowed_gap
-from .linear_oracle import LinearOracle
+from ..oracle import LinearOracle
 from .result import TerminationCondition
 
 EXCHANGE_FACTOR = 1.0  # exchanges per certificate, per pair

@@ -2,7 +2,8 @@
 
 A *symmetry* is a permutation pi of the completions with
 
-- pi maps every prompt onto a prompt with the same size, cap and groups;
+- pi maps every prompt onto a prompt with the same size, cap, minimum and groups (each group
+  onto itself);
 - pi keeps the centred Gram matrix, ``<phi_pi(a), phi_pi(b)> = <phi_a, phi_b>`` for all completions
   a, b (centred within their prompts), so that some orthogonal Q has ``phi_pi(a) = Q phi_a``: the
   detection sees through any rotation of the features;
@@ -191,9 +192,10 @@ def detect_symmetry(instance: Instance, criterion: Criterion) -> Symmetry:
     norms = np.einsum("ij,ij->i", phi, phi)
     scale = max(float(norms.max(initial=0.0)), 1e-300)
     tol = RELATIVE_TOL * scale
-    # prompts: size, cap and groups
+    # prompts: size, cap, minimum and groups
     caps = instance.prompt_caps()
     prompt_columns = [instance.prompt_sizes.astype(np.float64), np.where(np.isfinite(caps), caps, -1.0)]
+    prompt_columns.append(instance.prompt_minimums())  # coverage minimums
     for group in instance.groups:
         prompt_columns.append(np.isin(np.arange(instance.n_prompts), group.prompts).astype(np.float64))
     prompt_class = _joint(*[_classes(c, 0.5) for c in prompt_columns])
