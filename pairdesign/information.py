@@ -131,6 +131,8 @@ class Criterion(ABC):
 
     #: f = log det M (D); the others are f = -tr(K M^-1) with K = :meth:`trace_weight`
     is_log_det: ClassVar[bool] = False
+    #: the criterion takes a matrix H (L)
+    needs_H: ClassVar[bool] = False
 
     def __new__(cls, name: str | None = None, H: np.ndarray | None = None):
         if cls is Criterion:
@@ -189,12 +191,14 @@ class Criterion(ABC):
         """R2 with R2 R2^T = df/dM, from R1 (R1 R1^T = M^-1) and M^-1."""
         raise NotImplementedError
 
-    def rank_one_gain(self, w, q1, qK):
+    @classmethod
+    def rank_one_gain(cls, w, q1, qK):
         """f(M + w z z^T) - f(M) from q1 = z^T M^-1 z and qK = z^T M^-1 K M^-1 z
         (Sherman-Morrison): w qK / (1 + w q1); D overrides with log(1 + w q1)."""
         return w * qK / (1.0 + w * q1)
 
-    def gain(self, w, q1, qK):
+    @classmethod
+    def gain(cls, w, q1, qK):
         """The first-order gain w z^T (df/dM) z from the same forms: w qK (D: w q1)."""
         return w * qK
 
@@ -269,11 +273,13 @@ class DOptimal(Criterion):
     def gradient_factor(self, R1: np.ndarray, Minv: np.ndarray) -> np.ndarray:
         return R1
 
-    def rank_one_gain(self, w, q1, qK):
+    @classmethod
+    def rank_one_gain(cls, w, q1, qK):
         """log det(M + w z z^T) - log det M = log(1 + w q1)."""
         return np.log1p(w * q1) if isinstance(q1, np.ndarray) else math.log1p(w * q1)
 
-    def gain(self, w, q1, qK):
+    @classmethod
+    def gain(cls, w, q1, qK):
         return w * q1
 
     def value_noise_scale(self, value: float, dim: int) -> float:
@@ -339,6 +345,8 @@ class AOptimal(Criterion):
 
 class LOptimal(Criterion):
     """L-optimality: f = -tr(H M^-1), df/dM = M^-1 H M^-1, g_p = w_p z_p^T M^-1 H M^-1 z_p."""
+
+    needs_H: ClassVar[bool] = True
 
     def __init__(self, name: str = "L", H: np.ndarray | None = None) -> None:
         Criterion.__init__(self, name, H)
