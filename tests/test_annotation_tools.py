@@ -120,7 +120,8 @@ def test_label_studio_extra_controls_are_not_votes_and_a_tie_word_is_a_tie(tools
 
 def test_argilla_label_question_only_submitted_responses_are_votes(tools):
     inst = pairdesign.load_instance(tools / "round0.npz")
-    truth = dict(json.loads((FIXTURES / "argilla-truth.json").read_text()))
+    # the truth file, read from the copy whose recorded ids the fixture mapped to this version's
+    truth = dict(json.loads((tools / "argilla-truth.json").read_text()))
     labelset = read_labels(tools / "argilla-label-question-flat.jsonl", inst)
     got = {lab.task: lab.outcome for lab in labelset.labels}
     assert got == {task: 1.0 if side == "response1" else 0.0 for task, side in truth.items()}
