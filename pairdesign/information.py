@@ -1,6 +1,6 @@
 """The information core: M(n), the criteria, their gains and rank-one updates.
 
-The one home of the math of DESIGN.md sections 2, 3 and 6.
+The one home of the math of docs/design.md sections 2, 3 and 6.
 
 A design gives candidate pair p = (i, j, k) a number of labels n_p; with ``z_p = phi_j - phi_k``
 and Bradley-Terry weight ``w_p``, its information matrix is
@@ -175,7 +175,7 @@ class Criterion(ABC):
     # --- the value and the gains
     @abstractmethod
     def value(self, M: np.ndarray) -> float:
-        """f(M) (natural log, unnormalised M)."""
+        """f(M), exactly as in docs/design.md section 3 (natural log, unnormalised M)."""
 
     def trace_weight(self, dim: int) -> np.ndarray | None:
         """K with f = -tr(K M^-1): I (A), H (L); None for D (log det)."""

@@ -2,14 +2,14 @@
 
 An instance holds, for each prompt, its completions (ids, feature vectors ``phi[i,j]`` in R^d and
 optional pilot scores), the candidate pairs (every pair within a prompt, or an explicit list with
-optional costs), and the constraints of DESIGN.md section 4: the budget, per-prompt and
+optional costs), and the constraints of docs/design.md section 4: the budget, per-prompt and
 per-completion caps, labels per pair, pairs fixed in or out, pairs already labeled (they enter M0
 and are not candidates) and group budgets.
 
 Completions are stored row-wise, grouped by prompt: the rows of prompt ``i`` are
 ``prompt_offsets[i]:prompt_offsets[i+1]``. Pairs are referenced by global completion rows.
 
-Two file forms carry the same meaning: JSON (``pairdesign.instance/1``, DESIGN.md section 9) for
+Two file forms carry the same meaning: JSON (``pairdesign.instance/1``, docs/design.md section 9) for
 small and hand-written instances, and NPZ (one row per completion, plus optional pair tables) for
 large ones; both round-trip exactly. Their readers and writers live in
 :mod:`pairdesign.formats.instance_json` and :mod:`pairdesign.formats.instance_npz`; this module
@@ -65,7 +65,7 @@ class Candidates:
 
     ``j[p], k[p]`` are global completion rows of the same prompt ``prompt[p]``; ``cost`` is c_p,
     ``lower``/``upper`` bound the number of labels n_p (``lower`` is 1 for pairs fixed in),
-    ``weight`` is the Bradley-Terry weight w_p (DESIGN.md section 2).
+    ``weight`` is the Bradley-Terry weight w_p (docs/design.md section 2).
     """
 
     j: np.ndarray
