@@ -34,7 +34,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .errors import OptionError
-from .information import pair_quadratic_forms, sigmoid
+from .information import Criterion, pair_quadratic_forms, sigmoid
 from .instance import Instance
 from .store import Block, block_layout
 
@@ -357,12 +357,10 @@ def marginal_block(source: BlockSource, b: int, spec: PoolSpec, R1: np.ndarray, 
     block = source.block(b)
     phi = centred(block)
     cand = block_pairs(block, spec)
+    kind = Criterion.named(criterion)
     q1 = pair_quadratic_forms(phi @ R1, cand.jl, cand.kl)
-    if criterion == "D":
-        mg = np.log1p(cand.weight * q1)
-    else:
-        q2 = pair_quadratic_forms(phi @ R2, cand.jl, cand.kl)
-        mg = cand.weight * q2 / (1.0 + cand.weight * q1)
+    q2 = None if kind.is_log_det else pair_quadratic_forms(phi @ R2, cand.jl, cand.kl)
+    mg = kind.rank_one_gain(cand.weight, q1, q2)
     open_ = np.ones(mg.size, dtype=bool)
     if closed_prompts.size:
         open_ &= ~np.isin(cand.prompt, closed_prompts)

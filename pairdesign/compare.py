@@ -55,9 +55,7 @@ class Row:
 
 def efficiency(criterion: str, value: float, bound: float, dim: int) -> float:
     """Certified efficiency of a design of value f against an upper bound U (module docstring)."""
-    if criterion == "D":
-        return float(math.exp(min(0.0, value - bound) / dim))
-    return float(min(1.0, bound / value)) if value < 0 else 1.0
+    return Criterion.named(criterion).certified_efficiency(value, bound, dim)
 
 
 def default_methods(instance: Instance) -> list[str]:

@@ -23,11 +23,13 @@ differences do not change, and the Laplacian form loses no precision to large sh
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.optimize import minimize_scalar
 
 from .errors import OptionError
 from .model import bradley_terry_weights, sigmoid
@@ -41,7 +43,10 @@ CRITERIA = ("D", "A", "L")
 
 __all__ = [
     "CRITERIA",
+    "AOptimal",
     "Criterion",
+    "DOptimal",
+    "LOptimal",
     "PairForms",
     "RankOneInverse",
     "bradley_terry_weights",
@@ -113,30 +118,32 @@ def policy_covariance(instance: "Instance", policy: Literal["uniform", "scores"]
 
 # ------------------------------------------------------------------------------ criteria
 @dataclass(frozen=True, eq=False)
-class Criterion:
-    """A design criterion: ``"D"`` (log det), ``"A"`` (-tr M^-1) or ``"L"`` (-tr(H M^-1))."""
+class Criterion(ABC):
+    """A design criterion: :class:`DOptimal` (log det), :class:`AOptimal` (-tr M^-1) or
+    :class:`LOptimal` (-tr(H M^-1)). ``name`` (``"D"``, ``"A"``, ``"L"``) is data for display
+    and files; what differs between the criteria is in the methods of the subclasses.
 
-    name: Literal["D", "A", "L"]
+    ``Criterion(name, H)`` builds the subclass of that name.
+    """
+
+    name: str
     H: np.ndarray | None = None
 
+    #: f = log det M (D); the others are f = -tr(K M^-1) with K = :meth:`trace_weight`
+    is_log_det: ClassVar[bool] = False
+    #: the criterion takes a matrix H (L)
+    needs_H: ClassVar[bool] = False
+
+    def __new__(cls, name: str | None = None, H: np.ndarray | None = None):
+        if cls is Criterion:
+            if name not in _BY_NAME:
+                raise OptionError(f"unknown criterion {name!r}; choose one of {list(CRITERIA)}")
+            cls = _BY_NAME[name]
+        return object.__new__(cls)
+
     def __post_init__(self) -> None:
-        if self.name not in CRITERIA:
-            raise OptionError(f"unknown criterion {self.name!r}; choose one of {list(CRITERIA)}")
-        if self.name == "L":
-            if self.H is None:
-                raise OptionError("the L criterion needs the matrix H")
-            H = np.asarray(self.H, dtype=np.float64)
-            if H.ndim != 2 or H.shape[0] != H.shape[1] or not np.all(np.isfinite(H)):
-                raise OptionError("H must be a finite square matrix")
-            H = 0.5 * (H + H.T)
-            evals, evecs = np.linalg.eigh(H)
-            if evals.min(initial=0.0) < -1e-9 * max(1.0, evals.max(initial=0.0)):
-                raise OptionError("H must be positive semidefinite")
-            # H = C C^T, with eigenvalues below 0 (rounding) clipped, so that the value, the
-            # gains and every update use one and the same PSD matrix
-            factor = evecs * np.sqrt(np.clip(evals, 0.0, None))
-            object.__setattr__(self, "H", factor @ factor.T)
-            object.__setattr__(self, "_factor", factor)
+        if _BY_NAME.get(self.name) is not type(self):
+            raise OptionError(f"criterion name {self.name!r} does not fit {type(self).__name__}")
 
     @classmethod
     def make(cls, criterion: "str | Criterion", instance: "Instance",
@@ -147,37 +154,244 @@ class Criterion:
             return criterion
         if not isinstance(criterion, str) or criterion.upper() not in CRITERIA:
             raise OptionError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
-        name = criterion.upper()
-        if name == "L":
-            H = policy_covariance(instance) if H is None else H
-            if np.shape(H) != (instance.dim, instance.dim):
-                raise OptionError(f"H must be {instance.dim} x {instance.dim}, got {np.shape(H)}")
-            return cls("L", H)
-        return cls(name)  # type: ignore[arg-type]
+        return _BY_NAME[criterion.upper()]._for(instance, H)
+
+    @classmethod
+    def _for(cls, instance: "Instance", H: np.ndarray | None) -> "Criterion":
+        return cls()
+
+    @staticmethod
+    def named(name: str) -> "type[Criterion]":
+        """The criterion class of a name (``"D"``, ``"A"``, ``"L"``)."""
+        try:
+            return _BY_NAME[name.upper()]
+        except (KeyError, AttributeError):
+            raise OptionError(f"unknown criterion {name!r}; choose one of {list(CRITERIA)}") from None
 
     @property
     def H_factor(self) -> np.ndarray:
         return self.__dict__["_factor"]
 
+    # --- the value and the gains
+    @abstractmethod
     def value(self, M: np.ndarray) -> float:
         """f(M), exactly as in docs/design.md section 3 (natural log, unnormalised M)."""
-        chol = _cholesky(M)
-        if self.name == "D":
-            return float(2.0 * np.log(np.diag(chol)).sum())
-        Minv = sla.cho_solve((chol, True), np.eye(M.shape[0]))
-        if self.name == "A":
-            return float(-np.trace(Minv))
-        return float(-np.sum(self.H * Minv))
+
+    def trace_weight(self, dim: int) -> np.ndarray | None:
+        """K with f = -tr(K M^-1): I (A), H (L); None for D (log det)."""
+        return None
 
     def gradient(self, M: np.ndarray) -> np.ndarray:
-        """df/dM: M^-1 (D), M^-2 (A), M^-1 H M^-1 (L); g_p = w_p z_p^T (df/dM) z_p."""
+        """df/dM = M^-1 K M^-1 (A: K = I, L: K = H; D overrides with M^-1);
+        g_p = w_p z_p^T (df/dM) z_p."""
         Minv = _inverse(M)
-        if self.name == "D":
-            return Minv
-        if self.name == "A":
-            return Minv @ Minv
-        return Minv @ self.H @ Minv
+        return Minv @ self.trace_weight(M.shape[0]) @ Minv
 
+    def gradient_factor(self, R1: np.ndarray, Minv: np.ndarray) -> np.ndarray:
+        """R2 with R2 R2^T = df/dM, from R1 (R1 R1^T = M^-1) and M^-1."""
+        raise NotImplementedError
+
+    @classmethod
+    def rank_one_gain(cls, w, q1, qK):
+        """f(M + w z z^T) - f(M) from q1 = z^T M^-1 z and qK = z^T M^-1 K M^-1 z
+        (Sherman-Morrison): w qK / (1 + w q1); D overrides with log(1 + w q1)."""
+        return w * qK / (1.0 + w * q1)
+
+    @classmethod
+    def gain(cls, w, q1, qK):
+        """The first-order gain w z^T (df/dM) z from the same forms: w qK (D: w q1)."""
+        return w * qK
+
+    # --- accuracy and tolerance
+    def value_noise_scale(self, value: float, dim: int) -> float:
+        """The factor of ``eps cond(M)`` in the rounding error of f: |f| (relative)."""
+        return abs(value)
+
+    def allowed_gap(self, value: float, dim: int, tol: float) -> float:
+        """The absolute gap that meets ``tol``: a relative gap ``gap <= tol |f|``."""
+        return tol * abs(value)
+
+    @classmethod
+    def certified_efficiency(cls, value: float, bound: float, dim: int) -> float:
+        """Efficiency of a design of value f against an upper bound U: f / U (both negative)."""
+        return float(min(1.0, bound / value)) if value < 0 else 1.0
+
+    # --- steps of the relaxation solver
+    def exchange_line_search(self, Q: np.ndarray, ub: np.ndarray, ua: np.ndarray,
+                             wb: float, wa: float, t_max: float) -> float:
+        """argmax over [0, t_max] of f(M + t wb zb zb^T - t wa za za^T), with u = M^-1 z and
+        Q = [[zb ub, zb ua], [za ub, za ua]]: f changes by -tr(K (M + Z C Z^T)^-1 ...) =
+        tr((I + C Q)^-1 C R), R = [u_x^T K u_y], C = diag(t wb, -t wa) (Woodbury), maximised
+        numerically."""
+        K = self.trace_weight(ub.shape[0])
+        R = np.array([[ub @ K @ ub, ub @ K @ ua], [ua @ K @ ub, ua @ K @ ua]])
+        W = np.array([wb, -wa])
+
+        def minus_phi(t: float) -> float:
+            C = np.diag(t * W)
+            return -float(np.trace(np.linalg.solve(np.eye(2) + C @ Q, C @ R)))
+
+        res = minimize_scalar(minus_phi, bounds=(0.0, t_max), method="bounded",
+                              options={"xatol": 1e-12 * max(1.0, t_max)})
+        return float(res.x) if res.fun < 0 else 0.0
+
+    def step_slope(self, lam: np.ndarray, chol: np.ndarray, V: np.ndarray):
+        """d/dgamma f(M + gamma Delta) given the generalised eigenpairs (lam, V) of (Delta, M)
+        and M = L L^T: tr(K (M + gamma Delta)^-1) = sum k_i / (1 + gamma lam_i),
+        k_i = |K^(1/2) L^-T v_i|^2, so the slope is sum k_i lam_i / (1 + gamma lam_i)^2."""
+        K = self.trace_weight(chol.shape[0])
+        W = sla.solve_triangular(chol, V, lower=True, trans="T")  # columns L^-T v_i
+        k = np.einsum("ij,ij->j", W, K @ W)
+        return lambda g: float(np.sum(k * lam / (1.0 + g * lam) ** 2))
+
+    def newton_terms(self, w: np.ndarray, G1: np.ndarray, Y: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Gains g and -Hess f on a working set with G1 = Z M^-1 Z^T, Y = Z M^-1:
+        g = w diag(G2), -Hess f = 2 (w w^T) o G1 o G2 with G2 = Z M^-1 K M^-1 Z^T."""
+        G2 = Y @ self.trace_weight(Y.shape[1]) @ Y.T
+        return w * np.diag(G2), 2.0 * np.outer(w, w) * G1 * G2
+
+    @abstractmethod
+    def cvxpy_objective(self, M):
+        """f(M) as a concave cvxpy expression of the affine matrix expression M."""
+
+
+class DOptimal(Criterion):
+    """D-optimality: f = log det M, df/dM = M^-1, g_p = w_p z_p^T M^-1 z_p."""
+
+    is_log_det: ClassVar[bool] = True
+
+    def __init__(self, name: str = "D", H: np.ndarray | None = None) -> None:
+        Criterion.__init__(self, name, H)
+
+    def value(self, M: np.ndarray) -> float:
+        return float(2.0 * np.log(np.diag(_cholesky(M))).sum())
+
+    def gradient(self, M: np.ndarray) -> np.ndarray:
+        return _inverse(M)
+
+    def gradient_factor(self, R1: np.ndarray, Minv: np.ndarray) -> np.ndarray:
+        return R1
+
+    @classmethod
+    def rank_one_gain(cls, w, q1, qK):
+        """log det(M + w z z^T) - log det M = log(1 + w q1)."""
+        return np.log1p(w * q1) if isinstance(q1, np.ndarray) else math.log1p(w * q1)
+
+    @classmethod
+    def gain(cls, w, q1, qK):
+        return w * q1
+
+    def value_noise_scale(self, value: float, dim: int) -> float:
+        """log det M carries an absolute error of about d eps cond(M)."""
+        return float(dim)
+
+    def allowed_gap(self, value: float, dim: int, tol: float) -> float:
+        """A D-efficiency loss ``1 - exp(-gap/d) <= tol``."""
+        return -dim * math.log1p(-tol)
+
+    @classmethod
+    def certified_efficiency(cls, value: float, bound: float, dim: int) -> float:
+        """The D-efficiency exp((f - U) / d)."""
+        return float(math.exp(min(0.0, value - bound) / dim))
+
+    def exchange_line_search(self, Q, ub, ua, wb, wa, t_max):
+        """log det(I + C Q) is a quadratic in t (2 x 2 determinant): its maximiser in closed form."""
+        beta, alpha, gamma = wb * Q[0, 0], wa * Q[1, 1], wb * wa * Q[0, 1] ** 2
+        if beta <= alpha:
+            return 0.0
+        denom = 2.0 * (beta * alpha - gamma)
+        return t_max if denom <= 0 else min(t_max, (beta - alpha) / denom)
+
+    def step_slope(self, lam, chol, V):
+        """log det(M + gamma Delta) = log det M + sum log(1 + gamma lam_i)."""
+        return lambda g: float(np.sum(lam / (1.0 + g * lam)))
+
+    def newton_terms(self, w, G1, Y):
+        """g = w diag(G1), -Hess f = (w w^T) o G1 o G1."""
+        return w * np.diag(G1), np.outer(w, w) * G1 * G1
+
+    def cvxpy_objective(self, M):
+        import cvxpy as cp
+
+        return cp.log_det(M)
+
+
+class AOptimal(Criterion):
+    """A-optimality: f = -tr M^-1, df/dM = M^-2, g_p = w_p |M^-1 z_p|^2."""
+
+    def __init__(self, name: str = "A", H: np.ndarray | None = None) -> None:
+        Criterion.__init__(self, name, H)
+
+    def value(self, M: np.ndarray) -> float:
+        Minv = sla.cho_solve((_cholesky(M), True), np.eye(M.shape[0]))
+        return float(-np.trace(Minv))
+
+    def trace_weight(self, dim: int) -> np.ndarray:
+        return np.eye(dim)
+
+    def gradient(self, M: np.ndarray) -> np.ndarray:
+        Minv = _inverse(M)
+        return Minv @ Minv
+
+    def gradient_factor(self, R1: np.ndarray, Minv: np.ndarray) -> np.ndarray:
+        return Minv
+
+    def cvxpy_objective(self, M):
+        import cvxpy as cp
+
+        return -cp.tr_inv(M)
+
+
+class LOptimal(Criterion):
+    """L-optimality: f = -tr(H M^-1), df/dM = M^-1 H M^-1, g_p = w_p z_p^T M^-1 H M^-1 z_p."""
+
+    needs_H: ClassVar[bool] = True
+
+    def __init__(self, name: str = "L", H: np.ndarray | None = None) -> None:
+        Criterion.__init__(self, name, H)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.H is None:
+            raise OptionError("the L criterion needs the matrix H")
+        H = np.asarray(self.H, dtype=np.float64)
+        if H.ndim != 2 or H.shape[0] != H.shape[1] or not np.all(np.isfinite(H)):
+            raise OptionError("H must be a finite square matrix")
+        H = 0.5 * (H + H.T)
+        evals, evecs = np.linalg.eigh(H)
+        if evals.min(initial=0.0) < -1e-9 * max(1.0, evals.max(initial=0.0)):
+            raise OptionError("H must be positive semidefinite")
+        # H = C C^T, with eigenvalues below 0 (rounding) clipped, so that the value, the
+        # gains and every update use one and the same PSD matrix
+        factor = evecs * np.sqrt(np.clip(evals, 0.0, None))
+        object.__setattr__(self, "H", factor @ factor.T)
+        object.__setattr__(self, "_factor", factor)
+
+    @classmethod
+    def _for(cls, instance: "Instance", H: np.ndarray | None) -> "Criterion":
+        H = policy_covariance(instance) if H is None else H
+        if np.shape(H) != (instance.dim, instance.dim):
+            raise OptionError(f"H must be {instance.dim} x {instance.dim}, got {np.shape(H)}")
+        return cls("L", H)
+
+    def value(self, M: np.ndarray) -> float:
+        Minv = sla.cho_solve((_cholesky(M), True), np.eye(M.shape[0]))
+        return float(-np.sum(self.H * Minv))
+
+    def trace_weight(self, dim: int) -> np.ndarray:
+        return self.H
+
+    def gradient_factor(self, R1: np.ndarray, Minv: np.ndarray) -> np.ndarray:
+        return Minv @ self.H_factor
+
+    def cvxpy_objective(self, M):
+        import cvxpy as cp
+
+        return -cp.matrix_frac(self.H_factor, M)
+
+
+_BY_NAME: dict[str, type[Criterion]] = {"D": DOptimal, "A": AOptimal, "L": LOptimal}
 
 def _cholesky(M: np.ndarray) -> np.ndarray:
     try:
@@ -205,10 +419,8 @@ def _factors(M: np.ndarray, criterion: Criterion) -> tuple[np.ndarray, np.ndarra
     ``|R^T z|^2`` is then ``z^T M^-1 z`` and ``z^T G z``."""
     chol = _cholesky(M)
     R1 = sla.solve_triangular(chol, np.eye(M.shape[0]), lower=True).T  # L^-T: R1 R1^T = M^-1
-    if criterion.name == "D":
-        return R1, R1
-    Minv = _inverse(M)
-    return R1, (Minv if criterion.name == "A" else Minv @ criterion.H_factor)
+    Minv = None if criterion.is_log_det else _inverse(M)
+    return R1, criterion.gradient_factor(R1, Minv)
 
 
 def gains(instance: "Instance", M: np.ndarray, criterion: Criterion,
@@ -231,11 +443,11 @@ def marginal_gains(instance: "Instance", M: np.ndarray, criterion: Criterion,
     pool = InMemoryPool.of(instance) if pool is None else pool
     w = pool.pairs.weight if pairs is None else pool.pairs.weight[pairs]
     R1, R2 = _factors(M, criterion)
-    if criterion.name == "D":
+    if criterion.is_log_det:
         (q1,) = pool.quadratic_forms([R1], pairs)
-        return np.log1p(w * q1)
+        return criterion.rank_one_gain(w, q1, None)
     q1, q2 = pool.quadratic_forms([R1, R2], pairs)
-    return w * q2 / (1.0 + w * q1)
+    return criterion.rank_one_gain(w, q1, q2)
 
 
 # ------------------------------------------------------------------------------ updates
@@ -258,11 +470,8 @@ class RankOneInverse:
         """f(M + w z z^T) - f(M) for one difference vector."""
         u = self.Minv @ z
         q = float(z @ u)
-        if self.criterion.name == "D":
-            return math.log1p(w * q)
-        if self.criterion.name == "A":
-            return w * float(u @ u) / (1.0 + w * q)
-        return w * float(u @ self.criterion.H @ u) / (1.0 + w * q)
+        K = self.criterion.trace_weight(u.shape[0])
+        return self.criterion.rank_one_gain(w, q, None if K is None else float(u @ K @ u))
 
     def add(self, z: np.ndarray, w: float) -> tuple[np.ndarray, float]:
         """M += w z z^T. Returns ``(u, c)``, u = M^-1 z before the update and
@@ -298,7 +507,7 @@ class PairForms:
         self.weight = weight
         self.criterion = criterion
         d = Z.shape[1]
-        self.K = None if criterion.name == "D" else (np.eye(d) if criterion.name == "A" else criterion.H)
+        self.K = criterion.trace_weight(d)
         self.recompute(M_inv)
 
     def recompute(self, M_inv: np.ndarray) -> None:
@@ -335,10 +544,8 @@ class PairForms:
 
     def gains(self) -> np.ndarray:
         """First-order gains g = w z^T (df/dM) z."""
-        return self.weight * (self.q1 if self.qG is None else self.qG)
+        return self.criterion.gain(self.weight, self.q1, self.qG)
 
     def marginal_gains(self) -> np.ndarray:
         """f(M + w z z^T) - f(M) (as :func:`marginal_gains`)."""
-        if self.qG is None:
-            return np.log1p(self.weight * self.q1)
-        return self.weight * self.qG / (1.0 + self.weight * self.q1)
+        return self.criterion.rank_one_gain(self.weight, self.q1, self.qG)

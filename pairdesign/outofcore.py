@@ -73,10 +73,7 @@ def _factor(M: np.ndarray, crit: Criterion) -> tuple[np.ndarray, np.ndarray]:
     """(R1, R2) with ``z^T M^-1 z = |R1^T z|^2`` and ``z^T (df/dM) z = |R2^T z|^2``."""
     chol = np.linalg.cholesky(M)
     R1 = sla.solve_triangular(chol, np.eye(M.shape[0]), lower=True).T
-    if crit.name == "D":
-        return R1, R1
-    Minv = R1 @ R1.T
-    return R1, (Minv if crit.name == "A" else Minv @ crit.H_factor)
+    return R1, crit.gradient_factor(R1, None if crit.is_log_det else R1 @ R1.T)
 
 
 class _Driver:
@@ -102,13 +99,11 @@ class _Driver:
         self.budget_left = self.budget - float(self.fixed[0].size)
         if self.budget_left < -1e-9:
             raise InfeasibleError(f"the pairs fixed in cost {self.fixed[0].size}, more than the budget {self.budget:g}")
-        name = criterion.name if isinstance(criterion, Criterion) else str(criterion).upper()
         if isinstance(criterion, Criterion):
             self.crit = criterion
-        elif name == "L":
-            self.crit = Criterion("L", pool.policy_covariance() if H is None else H)
         else:
-            self.crit = Criterion(name)  # type: ignore[arg-type]
+            kind = Criterion.named(str(criterion))
+            self.crit = kind(H=pool.policy_covariance() if H is None else H) if kind.needs_H else kind()
         self.log: list[str] = []
         self.passes = 0
 
@@ -241,7 +236,7 @@ class _Driver:
                 p, float(pool.prompt_caps_of(np.array([p]))[0]))), dtype=np.int64)
             full = np.asarray(sorted(k for k, n in counts.items() if n >= spec.max_labels_per_pair), dtype=np.int64)
             R1, R2 = _factor(tracker.M, crit)
-            mp = pool.marginal_pass(R1, None if crit.name == "D" else R2, crit.name, size, closed, full)
+            mp = pool.marginal_pass(R1, None if crit.is_log_det else R2, crit.name, size, closed, full)
             self.passes += 1
             if mp.top.j.size == 0:
                 break

@@ -136,7 +136,7 @@ def _check_accuracy(ctx: Context, outcome: Outcome, tol: float) -> None:
     crit, d = ctx.criterion, ctx.instance.dim
     value = crit.value(M)
     eps = float(np.finfo(np.float64).eps)
-    noise = eps * cond * (d if crit.name == "D" else abs(value))
+    noise = eps * cond * crit.value_noise_scale(value, d)
     if not math.isfinite(cond) or noise > allowed_gap(crit, value, d, tol):
         outcome.status = SolutionStatus.feasible
         ctx.say(f"accuracy: the information matrix has condition number {cond:.3g}; the criterion's "

@@ -157,3 +157,99 @@ def test_criterion_rejects_bad_input():
         Criterion("L", -np.eye(inst.dim))
     with pytest.raises(OptionError, match="must be"):
         Criterion.make("L", inst, H=np.eye(inst.dim + 1))
+
+
+# ------------------------------------------------------------------------------ criterion classes
+def _random_spd(rng, d):
+    A = rng.normal(size=(d, d))
+    return A @ A.T + 0.5 * np.eye(d)
+
+
+def _criterion_classes(rng, d):
+    from pairdesign.information import AOptimal, DOptimal, LOptimal
+    B = rng.normal(size=(d, d))
+    return [DOptimal(), AOptimal(), LOptimal(H=B @ B.T)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(seeds)
+def test_criterion_classes_match_naive_dense_value_gains_and_updates(seed):
+    """Every criterion class against the dense formulas: f(M), df/dM, the gain w z^T (df/dM) z,
+    its factor R2 R2^T = df/dM, the rank-one change f(M + w z z^T) - f(M), the slope of the
+    exact line search and the 2 x 2 exchange line search (against a grid)."""
+    from pairdesign.information import Criterion, _inverse
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(1, 6))
+    M = _random_spd(rng, d)
+    Minv = np.linalg.inv(M)
+    z, zb, za = rng.normal(size=(3, d))
+    w = float(rng.uniform(0.05, 0.25))
+    for crit in _criterion_classes(rng, d):
+        assert isinstance(crit, Criterion) and crit.name in ("D", "A", "L")
+        assert type(Criterion(crit.name, crit.H)) is type(crit)
+        H = crit.H
+        f = naive_value(M, crit.name, H)
+        assert abs(crit.value(M) - f) <= 1e-9 * max(1.0, abs(f))
+        G = crit.gradient(M)
+        g = naive_gain(M, crit.name, z, w, H)
+        assert abs(w * z @ G @ z - g) <= 1e-9 * max(1.0, abs(g))
+        R1 = np.linalg.cholesky(Minv)
+        R2 = crit.gradient_factor(R1, _inverse(M))
+        assert np.allclose(R2 @ R2.T, G, rtol=1e-8, atol=1e-10 * np.abs(G).max())
+        K = crit.trace_weight(d)
+        assert (K is None) == crit.is_log_det
+        q1 = float(z @ Minv @ z)
+        qK = None if K is None else float(z @ Minv @ K @ Minv @ z)
+        assert abs(crit.gain(w, q1, qK) - g) <= 1e-9 * max(1.0, abs(g))
+        change = naive_value(M + w * np.outer(z, z), crit.name, H) - f
+        assert abs(crit.rank_one_gain(w, q1, qK) - change) <= 1e-8 * max(1.0, abs(f))
+        # the slope of gamma -> f(M + gamma Delta) at gamma = 0.3, against a central difference
+        Delta = np.outer(zb, zb) - 0.5 * np.outer(za, za)
+        chol = np.linalg.cholesky(M)
+        T = np.linalg.solve(chol, np.linalg.solve(chol, Delta).T)
+        lam, V = np.linalg.eigh(0.5 * (T + T.T))
+        h, gam = 1e-6, 0.3
+        if np.linalg.eigvalsh(M + (gam + h) * Delta).min() > 1e-3 * np.linalg.eigvalsh(M).min():
+            fd = (naive_value(M + (gam + h) * Delta, crit.name, H)
+                  - naive_value(M + (gam - h) * Delta, crit.name, H)) / (2 * h)
+            assert abs(crit.step_slope(lam, chol, V)(gam) - fd) <= 1e-4 * max(1.0, abs(fd))
+        # the exchange line search: no grid point of [0, t_max] does better
+        ub, ua = Minv @ zb, Minv @ za
+        Q = np.array([[zb @ ub, zb @ ua], [za @ ub, za @ ua]])
+        wb, wa, t_max = w, 0.5 * w, 1.0
+        phi = lambda t: naive_value(M + t * (wb * np.outer(zb, zb) - wa * np.outer(za, za)),  # noqa: E731
+                                    crit.name, H)
+        if np.linalg.eigvalsh(M - t_max * wa * np.outer(za, za)).min() > 0:
+            t = crit.exchange_line_search(Q, ub, ua, wb, wa, t_max)
+            assert 0.0 <= t <= t_max
+            best = max(phi(s) for s in np.linspace(0.0, t_max, 201))
+            assert phi(t) >= best - 1e-7 * max(1.0, abs(best))
+
+
+def test_criterion_gap_rule_and_efficiency():
+    """D: a D-efficiency loss 1 - exp(-gap/d) <= tol; A and L: a relative gap tol |f|."""
+    rng = np.random.default_rng(0)
+    for crit in _criterion_classes(rng, 3):
+        gap = crit.allowed_gap(-2.0, 3, 0.01)
+        if crit.is_log_det:
+            assert 1 - np.exp(-gap / 3) == pytest.approx(0.01, rel=1e-12)
+            assert crit.certified_efficiency(-2.0, -2.0 + gap, 3) == pytest.approx(0.99, rel=1e-12)
+        else:
+            assert gap == pytest.approx(0.02, rel=1e-12)
+            assert crit.certified_efficiency(-2.0, -1.5, 3) == pytest.approx(0.75, rel=1e-12)
+
+
+def test_no_module_switches_on_criterion_names():
+    """What differs between criteria lives in the criterion classes: no module compares a
+    criterion's name with "D", "A" or "L" (display and files still use the name)."""
+    import re
+    from pathlib import Path
+    import pairdesign
+    compare = re.compile(r"""(==|!=)\s*["'][DAL]["']|["'][DAL]["']\s*(==|!=)|"""
+                         r"""name\s+(not\s+)?in\s*\(\s*["'][DAL]["']""")
+    hits = []
+    for path in sorted(Path(pairdesign.__file__).parent.rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if compare.search(line):
+                hits.append(f"{path.name}:{number}: {line.strip()}")
+    assert not hits, "switches on criterion names:\n" + "\n".join(hits)

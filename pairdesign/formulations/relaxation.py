@@ -39,12 +39,7 @@ def relaxation_problem(instance: Instance, criterion: Criterion, budget: float |
     n = cp.Variable(P, name="n")
     M = cp.reshape(V.T @ n, (d, d), order="F") + prior_information(instance)
     M = (M + M.T) / 2
-    if criterion.name == "D":
-        objective = cp.log_det(M)
-    elif criterion.name == "A":
-        objective = -cp.tr_inv(M)
-    else:
-        objective = -cp.matrix_frac(criterion.H_factor, M)
+    objective = criterion.cvxpy_objective(M)
     constraints = [n >= lc.lower, n <= lc.upper, *_rows(lc, n)]
     return cp.Problem(cp.Maximize(objective), constraints), n
 

@@ -131,7 +131,7 @@ def _design(world: World, instance: Instance, spec: DesignSpec, budget: int, H: 
     counts = None if cache is None or instance.labeled.shape[0] else cache.get(key)
     if counts is None:
         counts = solve(instance, spec.method, criterion, budget=budget, seed=seed,
-                       options=dict(spec.options) or None, H=H if criterion == "L" else None).counts
+                       options=dict(spec.options) or None, H=H).counts  # H: used by L only
         if cache is not None and not instance.labeled.shape[0]:
             cache[key] = counts
     return _chosen(instance, counts, budget, spec, rng)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import brentq
 
 from ..polytope import DesignBuilder, Polytope, shrink_into
 from ..information import Criterion, PairForms, RankOneInverse, gains, information_matrix
@@ -54,9 +54,7 @@ class Relaxed:
 def allowed_gap(criterion: Criterion, value: float, dim: int, tol: float) -> float:
     """The absolute gap that meets ``tol``: for D a D-efficiency loss ``1 - exp(-gap/d) <= tol``;
     for A and L a relative gap ``gap <= tol |f|``."""
-    if criterion.name == "D":
-        return -dim * math.log1p(-tol)
-    return tol * abs(value)
+    return criterion.allowed_gap(value, dim, tol)
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:
@@ -120,23 +118,7 @@ class _Exchanges:
         wb, wa = float(f.weight[b]), float(f.weight[a]) * rho
         ub, ua = Minv @ zb, Minv @ za
         Q = np.array([[zb @ ub, zb @ ua], [za @ ub, za @ ua]])
-        if self.crit.name == "D":
-            beta, alpha, gamma = wb * Q[0, 0], wa * Q[1, 1], wb * wa * Q[0, 1] ** 2
-            if beta <= alpha:
-                return 0.0
-            denom = 2.0 * (beta * alpha - gamma)
-            return t_max if denom <= 0 else min(t_max, (beta - alpha) / denom)
-        K = f.K
-        R = np.array([[ub @ K @ ub, ub @ K @ ua], [ua @ K @ ub, ua @ K @ ua]])
-        W = np.array([wb, -wa])
-
-        def minus_phi(t: float) -> float:
-            C = np.diag(t * W)
-            return -float(np.trace(np.linalg.solve(np.eye(2) + C @ Q, C @ R)))
-
-        res = minimize_scalar(minus_phi, bounds=(0.0, t_max), method="bounded",
-                              options={"xatol": 1e-12 * max(1.0, t_max)})
-        return float(res.x) if res.fun < 0 else 0.0
+        return self.crit.exchange_line_search(Q, ub, ua, wb, wa, t_max)
 
     def _account(self, rows: np.ndarray, change: np.ndarray) -> None:
         """Row activities change by ``change`` on ``rows``: both slacks follow."""
@@ -276,13 +258,7 @@ def _best_step(pool: CandidatePool, crit: Criterion, direction: np.ndarray, M: n
     chol = np.linalg.cholesky(M)
     T = sla.solve_triangular(chol, sla.solve_triangular(chol, Delta, lower=True).T, lower=True)
     lam, V = np.linalg.eigh(0.5 * (T + T.T))
-    if crit.name == "D":
-        slope = lambda g: float(np.sum(lam / (1.0 + g * lam)))  # noqa: E731
-    else:
-        K = np.eye(M.shape[0]) if crit.name == "A" else crit.H
-        W = sla.solve_triangular(chol, V, lower=True, trans="T")  # columns L^-T v_i
-        k = np.einsum("ij,ij->j", W, K @ W)
-        slope = lambda g: float(np.sum(k * lam / (1.0 + g * lam) ** 2))  # noqa: E731
+    slope = crit.step_slope(lam, chol, V)
     if slope(0.0) <= 0 or gamma_max <= 0:
         return 0.0
     if slope(gamma_max) >= 0:
@@ -322,14 +298,7 @@ def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: 
     Minv = np.linalg.inv(M)
     Y = Z @ Minv
     G1 = Y @ Z.T
-    if crit.name == "D":
-        g = w * np.diag(G1)
-        Hneg = np.outer(w, w) * G1 * G1
-    else:
-        K = np.eye(M.shape[0]) if crit.name == "A" else crit.H
-        G2 = Y @ K @ Y.T
-        g = w * np.diag(G2)
-        Hneg = 2.0 * np.outer(w, w) * G1 * G2
+    g, Hneg = crit.newton_terms(w, G1, Y)
     Hneg = 0.5 * (Hneg + Hneg.T) + 1e-12 * np.trace(Hneg) / work.size * np.eye(work.size)
     scale = float(np.abs(g).max(initial=0.0))
     if not scale > 0:

@@ -83,7 +83,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
 
     inst, crit = ctx.instance, ctx.criterion
     cand = ctx.pool.pairs
-    K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
+    K = crit.trace_weight(inst.dim)
     stats = SearchStats()
 
     def out_of_time() -> bool:

@@ -41,7 +41,7 @@ class Misocp:
     def run(self, ctx: Context) -> Outcome:
         from ..backends.cvxpy_mip import solve_misocp
 
-        if ctx.criterion.name != "D":
+        if not ctx.criterion.is_log_det:
             raise OptionError("method 'misocp' is for the D criterion; use 'exact' for A and L")
         lower = ctx.polytope.lower.astype(np.int64)
         if ctx.pool.size == 0 or np.array_equal(ctx.polytope.lower, ctx.polytope.upper):

@@ -53,7 +53,7 @@ class PairSpaceRelaxation:
     def __init__(self, instance: Instance, criterion: Criterion, lc: LinearConstraints):
         cand = instance.candidates
         self.instance, self.criterion, self.lc = instance, criterion, lc
-        self.applies = (criterion.name == "D" and len(cand) <= MAX_PAIRS and len(cand) >= 2
+        self.applies = (criterion.is_log_det and len(cand) <= MAX_PAIRS and len(cand) >= 2
                         and LinearOracle(instance, lc).kind == "knapsack")
         if not self.applies:
             return

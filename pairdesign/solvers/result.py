@@ -84,7 +84,7 @@ class Result:
     @property
     def efficiency_bound(self) -> float | None:
         """For D: a certified lower bound on the D-efficiency, ``exp(-gap / d)``."""
-        if self.gap is None or self.criterion != "D" or not self.dim:
+        if self.gap is None or not self.dim or not _is_log_det(self.criterion):
             return None
         return math.exp(-self.gap / self.dim)
 
@@ -122,3 +122,10 @@ class Result:
             f"objective {self.objective:.6g}  bound {bound}{gap}{eff_text}\n"
             f"status {self.status.value} ({self.termination.value}) in {self.seconds:.3f} s"
         )
+
+
+def _is_log_det(criterion: str) -> bool:
+    """Whether the criterion of this name is log det M (D), whose gap is a D-efficiency."""
+    from ..information import CRITERIA, Criterion
+
+    return criterion in CRITERIA and Criterion.named(criterion).is_log_det

@@ -327,7 +327,7 @@ def _check_generator(instance: Instance, criterion: Criterion, phi: np.ndarray, 
     M0 = prior_information(instance)
     if np.abs(Q @ M0 @ Q.T - M0).max() > 1e-9 * max(float(np.abs(M0).max()), 1e-300):
         return "the prior information is not kept"
-    if criterion.name == "L":
+    if criterion.H is not None:  # L: its H must be kept too
         H = criterion.H
         if np.abs(Q @ H @ Q.T - H).max() > 1e-9 * max(float(np.abs(H).max()), 1e-300):
             return "the L criterion's H is not kept"
