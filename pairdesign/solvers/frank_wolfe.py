@@ -38,6 +38,7 @@ from ..instance import Instance
 from .base import Context
 from ._highs import new_highs
 from .linear_oracle import LinearOracle
+from . import support_newton
 from .result import TerminationCondition
 
 _EPS = 1e-12
@@ -399,7 +400,9 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
     A_csc = lc.A.tocsc()
     oracle = LinearOracle(inst, lc)
     M0 = information_matrix(inst, lc.lower)
-    if start is None:
+    if start is None and support_newton.applies(oracle.kind, lc, None):
+        x = support_newton.spread_start(inst, lc, gains(inst, M0, crit))
+    elif start is None:
         x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit))[0])
     else:  # pulled into the polytope: a parent's design clipped to a child's box may break a row
         x = shrink_into(lc, np.asarray(start, dtype=np.float64))
@@ -437,6 +440,20 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         if room.size > extra:
             room = room[np.argpartition(-ratio[room], extra)[:extra]]
         work = np.union1d(support, room)
+        # ---- projected Newton on a working set (solvers/support_newton.py): budget and bounds only
+        if not stalled and support_newton.applies(oracle.kind, lc, x):
+            room = np.flatnonzero(x < lc.upper - _EPS)
+            extra = max(2000, support.size // 2)
+            if room.size > extra:
+                room = room[np.argpartition(-ratio[room], extra)[:extra]]
+            x_new, steps = support_newton.improve_working_set(
+                inst, crit, lc, np.union1d(support, room), x, M, tol=max(0.1 * target, 1e-3 * gap),
+                out_of_time=ctx.out_of_time)
+            newton_steps += steps
+            if steps:
+                x = shrink_into(lc, x_new)
+                continue
+        # ---- end of the working-set Newton phase
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
             gamma = 0.0
             if work.size <= NEWTON_MAX_PAIRS:

@@ -1,0 +1,257 @@
+"""Projected Newton on a working set of pairs, for a budget row and per-pair bounds.
+
+The relaxation restricted to a working set S (every pair outside S stays at its lower bound),
+
+    maximise f(M0' + sum_{p in S} n_p w_p z_p z_p^T)   s.t.  c_S^T n_S = B_S,  l_S <= n_S <= u_S,
+
+with B_S the budget the pairs of S spend now (the budget row is tight: f grows with every n_p),
+is small: its optimum has at most about d(d+1)/2 pairs strictly between their bounds. It is solved
+by a projected Newton method in the manner of Bertsekas (1982):
+
+1. the gains g = df/dn_S and their ratios r = g / c; the multiplier estimate lambda, the mean
+   ratio of the pairs strictly inside their bounds (weighted by c_p n_p);
+2. the free set F: the pairs strictly inside their bounds, those at the lower bound with
+   r_p > lambda (they want in) and those at the upper bound with r_p < lambda (they want out),
+   the most violating first, at most ``max_free``; every other pair keeps its value;
+3. the Newton direction on F with the budget kept: (H + mu I) delta = g_F - nu c_F,
+   c_F^T delta = 0, where H = -Hess f on F,
+
+       D:     H_pq = w_p w_q (z_p^T M^-1 z_q)^2
+       A, L:  H_pq = 2 w_p w_q (z_p^T M^-1 z_q)(z_p^T M^-1 K M^-1 z_q)   (K = I or H),
+
+   (Schur products of PSD matrices: PSD; mu a small ridge for |F| above the rank d(d+1)/2);
+4. an Armijo search along the projected arc n(t) = P(n_F + t delta), P the projection onto
+   {c_F^T n = c_F^T n_F, l_F <= n <= u_F} (a clip with one multiplier, found by bisection).
+
+The stopping test is the exact gap of the restricted problem (its own linear oracle: the
+fractional knapsack on S). This gives no certificate for the whole problem: the caller's gain pass
+over all pairs does, as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..information import Criterion
+
+log = logging.getLogger(__name__)
+
+_AT_BOUND = 1e-12  # relative: n_p within this of a bound counts as at the bound
+
+
+@dataclass
+class NewtonOutcome:
+    """The result of :func:`newton_on_working_set`."""
+
+    n: np.ndarray  # the new values on the working set
+    M: np.ndarray  # the information matrix at them
+    steps: int  # accepted Newton steps
+    restricted_gap: float  # the last restricted gap measured (before the last step, if any)
+
+
+def criterion_forms(crit: Criterion, Z: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows Y1, Y2 with Y1 Y1^T = Z M^-1 Z^T and Y2 Y2^T = Z (df/dM) Z^T, so that the gains are
+    w |y2_p|^2 (Y2 is Y1 for D)."""
+    chol = np.linalg.cholesky(M)
+    Y1 = Z @ sla.solve_triangular(chol, np.eye(M.shape[0]), lower=True).T  # rows L^-1 z
+    if crit.name == "D":
+        return Y1, Y1
+    Minv = sla.cho_solve((chol, True), np.eye(M.shape[0]))
+    factor = Minv if crit.name == "A" else Minv @ crit.H_factor
+    return Y1, Z @ factor
+
+
+def criterion_hessian(crit: Criterion, w: np.ndarray, Y1: np.ndarray, Y2: np.ndarray) -> np.ndarray:
+    """-Hess f over the given pairs (module docstring, step 3)."""
+    G1 = Y1 @ Y1.T
+    if crit.name == "D":
+        H = G1 * G1
+    else:
+        H = 2.0 * G1 * (Y2 @ Y2.T)
+    H *= np.outer(w, w)
+    return 0.5 * (H + H.T)
+
+
+def knapsack_top(g: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                 budget: float) -> tuple[float, float]:
+    """max g^T s over {c^T s <= budget, lower <= s <= upper} (the fractional knapsack), and the
+    ratio g/c of the last pair it takes (the knapsack's price)."""
+    s = lower.copy()
+    left = budget - float(cost @ lower)
+    useful = np.flatnonzero((g > 0) & (upper > lower))
+    order = useful[np.argsort(-(g[useful] / cost[useful]), kind="stable")]
+    spend = (upper[order] - lower[order]) * cost[order]
+    before = np.cumsum(spend) - spend
+    take = np.clip((left - before) / cost[order], 0.0, upper[order] - lower[order])
+    s[order] += take
+    taken = order[take > 0]
+    price = float(g[taken[-1]] / cost[taken[-1]]) if taken.size else 0.0
+    return float(g @ s), price
+
+
+def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                       spend: float) -> np.ndarray:
+    """The Euclidean projection of y onto {c^T n = spend, lower <= n <= upper}:
+    n = clip(y - nu c, lower, upper) with nu solving c^T n(nu) = spend (monotone in nu:
+    bisection to a bracket, then the linear piece in it)."""
+    def spent(nu: float) -> float:
+        return float(cost @ np.clip(y - nu * cost, lower, upper))
+
+    lo, hi = -1.0, 1.0
+    while spent(lo) < spend and lo > -1e300:
+        lo *= 2.0
+    while spent(hi) > spend and hi < 1e300:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if spent(mid) > spend:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-15 * max(1.0, abs(lo), abs(hi)):
+            break
+    nu = 0.5 * (lo + hi)
+    free = (y - nu * cost > lower) & (y - nu * cost < upper)
+    if free.any():  # exact on the piece: sum_free c (y - nu c) + sum_fixed c n = spend
+        fixed = np.clip(y - nu * cost, lower, upper)
+        rest = float(cost[~free] @ fixed[~free])
+        nu_exact = (float(cost[free] @ y[free]) + rest - spend) / float(cost[free] @ cost[free])
+        if lo - 1e-12 * abs(lo) <= nu_exact <= hi + 1e-12 * abs(hi):
+            nu = nu_exact
+    return np.clip(y - nu * cost, lower, upper)
+
+
+def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: np.ndarray,
+                          lower: np.ndarray, upper: np.ndarray, n: np.ndarray, M: np.ndarray,
+                          tol: float, *, max_steps: int = 100, max_free: int = 2000,
+                          out_of_time: Callable[[], bool] = lambda: False) -> NewtonOutcome:
+    """Projected Newton steps on the working set (rows ``Z``, weights ``w``, costs, bounds, current
+    values ``n``; ``M`` the information matrix of the whole current design) until the restricted
+    gap is at most ``tol`` or no step improves f. Returns the new values and M."""
+    n = np.array(n, dtype=np.float64)
+    M = np.array(M, dtype=np.float64)
+    spend = float(cost @ n)
+    width = np.maximum(upper - lower, 1.0)
+    value = crit.value(M)
+    steps = 0
+    rgap = math.inf
+    for _ in range(max_steps):
+        if out_of_time():
+            break
+        Y1, Y2 = criterion_forms(crit, Z, M)
+        g = w * np.einsum("ij,ij->i", Y2, Y2)
+        top, price = knapsack_top(g, cost, lower, upper, spend)
+        rgap = top - float(g @ n)
+        if rgap <= tol:
+            break
+        r = g / cost
+        at_lower = n <= lower + _AT_BOUND * width
+        at_upper = n >= upper - _AT_BOUND * width
+        inside = ~(at_lower | at_upper)
+        lam = (float(np.sum(r[inside] * cost[inside] * n[inside]) / np.sum(cost[inside] * n[inside]))
+               if inside.any() and np.sum(cost[inside] * n[inside]) > 0 else price)
+        free = np.flatnonzero(inside)
+        if free.size > max_free:  # keep the pairs of largest n c: the rest stay as they are
+            free = free[np.argpartition(-(n[free] - lower[free]) * cost[free], max_free)[:max_free]]
+        # the active set grows by at most half its size per step (|F|^3 stays small), with as
+        # many pairs that want in as pairs that want out
+        room = min(max_free - free.size, max(64, free.size // 2)) // 2
+        F = [free]
+        for want in (np.where(at_lower, r - lam, 0.0), np.where(at_upper, lam - r, 0.0)):
+            movers = np.flatnonzero(want > 0)
+            if movers.size > room:
+                movers = movers[np.argpartition(-want[movers], room)[:room]] if room > 0 else movers[:0]
+            F.append(movers)
+        F = np.unique(np.concatenate(F))
+        if F.size < 2:
+            break
+        H = criterion_hessian(crit, w[F], Y1[F], Y2[F])
+        mu = 1e-10 * float(np.trace(H)) / F.size + 1e-300
+        cF = cost[F]
+        try:
+            chol = sla.cho_factor(H + mu * np.eye(F.size), lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            break
+        a = sla.cho_solve(chol, g[F], check_finite=False)
+        b = sla.cho_solve(chol, cF, check_finite=False)
+        nu = float(cF @ a) / float(cF @ b)
+        delta = a - nu * b
+        nF, lF, uF = n[F], lower[F], upper[F]
+        spend_F = float(cF @ nF)
+        t, accepted = 1.0, False
+        for _ in range(40):
+            trial = project_budget_box(nF + t * delta, cF, lF, uF, spend_F)
+            move = trial - nF
+            rise = float(g[F] @ move)
+            if rise <= 0:
+                t *= 0.5
+                continue
+            M_trial = M + Z[F].T @ ((w[F] * move)[:, None] * Z[F])
+            M_trial = 0.5 * (M_trial + M_trial.T)
+            try:
+                trial_value = crit.value(M_trial)
+            except ValueError:
+                t *= 0.5
+                continue
+            if trial_value >= value + 1e-4 * rise:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        n[F] = trial
+        M, value = M_trial, trial_value
+        steps += 1
+    return NewtonOutcome(n=n, M=M, steps=steps, restricted_gap=rgap)
+
+
+def applies(kind: str, lc, x: np.ndarray | None) -> bool:
+    """The phase is for a budget row and bounds only (the knapsack oracle's polytope), with the
+    budget spent at ``x`` (if given): f grows with every n_p, so the optimum spends it all."""
+    if kind != "knapsack":
+        return False
+    budget = float(lc.b[0])
+    return x is None or float((lc.A[0] @ x)[0]) >= budget - 1e-9 * max(1.0, abs(budget))
+
+
+def spread_start(instance, lc, g: np.ndarray) -> np.ndarray:
+    """A first design for the knapsack polytope: the linear oracle's vertex for the gains g with
+    every upper bound lowered to B / (c_p k), k = 4 d, so that the budget is spread over at least
+    k pairs of largest gain per cost (a full-rank M where the oracle's own vertex may put the whole
+    budget on one pair)."""
+    from .linear_oracle import LinearOracle
+
+    k = 4 * instance.dim
+    cost = instance.candidates.cost
+    room = lc.lower + np.maximum(float(lc.b[0]) - float(cost @ lc.lower), 0.0) / (k * cost)
+    spread = dataclasses.replace(lc, upper=np.minimum(lc.upper, np.maximum(room, lc.lower)))
+    s, _ = LinearOracle(instance, spread).maximize(g)
+    if float(cost @ s) < float(lc.b[0]) - 1e-9 * max(1.0, float(lc.b[0])):  # too few pairs: the vertex
+        s, _ = LinearOracle(instance, lc).maximize(g)
+    return np.clip(s, lc.lower, lc.upper)
+
+
+def improve_working_set(instance, crit: Criterion, lc, work: np.ndarray, x: np.ndarray,
+                        M: np.ndarray, tol: float,
+                        out_of_time: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, int]:
+    """:func:`newton_on_working_set` on the pairs ``work`` of the whole design ``x`` (every pair
+    outside ``work`` at its lower bound); returns the new design and the number of steps."""
+    from ..information import centered_features
+
+    cand = instance.candidates
+    phi = centered_features(instance)
+    Z = phi[cand.j[work]] - phi[cand.k[work]]
+    out = newton_on_working_set(crit, Z, cand.weight[work], cand.cost[work], lc.lower[work],
+                                lc.upper[work], x[work], M, tol, out_of_time=out_of_time)
+    x = x.copy()
+    x[work] = out.n
+    log.debug("working-set Newton: %d steps on %d pairs, restricted gap %.3g", out.steps, work.size,
+              out.restricted_gap)
+    return x, out.steps
