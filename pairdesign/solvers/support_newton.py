@@ -128,6 +128,27 @@ def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper
     return np.clip(y - nu * cost, lower, upper)
 
 
+def newton_direction(H: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray | None:
+    """delta = argmax g^T delta - 1/2 delta^T (H + mu I) delta  s.t.  c^T delta = 0:
+    (H + mu I) delta = g - nu c with nu = c^T (H + mu I)^-1 g / c^T (H + mu I)^-1 c. H is PSD
+    but singular beyond d(d+1)/2 pairs: mu starts at 1e-10 of its mean diagonal and grows
+    until the factorisation holds and delta is an ascent direction (g^T delta > 0)."""
+    scale = float(np.trace(H)) / H.shape[0]
+    if not scale > 0:
+        return None
+    for mu in scale * np.array([1e-10, 1e-8, 1e-6, 1e-4, 1e-2]):
+        try:
+            chol = sla.cho_factor(H + mu * np.eye(H.shape[0]), lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+        a = sla.cho_solve(chol, g, check_finite=False)
+        b = sla.cho_solve(chol, c, check_finite=False)
+        delta = a - (float(c @ a) / float(c @ b)) * b
+        if np.all(np.isfinite(delta)) and float(g @ delta) > 0:
+            return delta
+    return None
+
+
 def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: np.ndarray,
                           lower: np.ndarray, upper: np.ndarray, n: np.ndarray, M: np.ndarray,
                           tol: float, *, max_steps: int = 100, max_free: int = 2000,
@@ -171,23 +192,36 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
             F.append(movers)
         F = np.unique(np.concatenate(F))
         if F.size < 2:
+            log.debug("working-set Newton: free set of %d pairs", F.size)
             break
         H = criterion_hessian(crit, w[F], Y1[F], Y2[F])
-        mu = 1e-10 * float(np.trace(H)) / F.size + 1e-300
         cF = cost[F]
-        try:
-            chol = sla.cho_factor(H + mu * np.eye(F.size), lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
+        delta = newton_direction(H, g[F], cF)
+        if delta is None:
+            log.debug("working-set Newton: no ascent direction on %d pairs", F.size)
             break
-        a = sla.cho_solve(chol, g[F], check_finite=False)
-        b = sla.cho_solve(chol, cF, check_finite=False)
-        nu = float(cF @ a) / float(cF @ b)
-        delta = a - nu * b
+        # the epsilon-active pairs (Bertsekas): those the step would push through a bound they
+        # are next to and that want to be there go to it, the Newton step is taken on the rest
         nF, lF, uF = n[F], lower[F], upper[F]
+        to_lower = (delta < 0) & (nF - lF < -1e-3 * delta) & (r[F] < lam)
+        to_upper = (delta > 0) & (uF - nF < 1e-3 * delta) & (r[F] > lam)
+        snap = to_lower | to_upper
+        if snap.any() and (~snap).sum() >= 2:
+            keep = ~snap
+            delta_keep = newton_direction(H[np.ix_(keep, keep)], g[F][keep], cF[keep])
+            if delta_keep is not None:
+                delta = np.where(snap, 0.0, 0.0)
+                delta[keep] = delta_keep
+            else:
+                snap[:] = False
+        else:
+            snap[:] = False
+        bound_of_snap = np.where(to_lower, lF, uF)
         spend_F = float(cF @ nF)
-        t, accepted = 1.0, False
+        t, accepted, rise = 1.0, False, 0.0
         for _ in range(40):
-            trial = project_budget_box(nF + t * delta, cF, lF, uF, spend_F)
+            y = np.where(snap, bound_of_snap, nF + t * delta)
+            trial = project_budget_box(y, cF, lF, uF, spend_F)
             move = trial - nF
             rise = float(g[F] @ move)
             if rise <= 0:
@@ -205,6 +239,8 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
                 break
             t *= 0.5
         if not accepted:
+            log.debug("working-set Newton: no step on %d free pairs (rgap %.3g, last rise %.3g)",
+                      F.size, rgap, rise)
             break
         n[F] = trial
         M, value = M_trial, trial_value
