@@ -446,12 +446,17 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
             extra = max(2000, support.size // 2)
             if room.size > extra:
                 room = room[np.argpartition(-ratio[room], extra)[:extra]]
-            x_new, steps = support_newton.improve_working_set(
-                inst, crit, lc, np.union1d(support, room), x, M, tol=max(0.1 * target, 1e-3 * gap),
+            inner_tol = max(0.1 * target, 1e-3 * gap)
+            x_new, steps, inner_gap = support_newton.improve_working_set(
+                inst, crit, lc, np.union1d(support, room), x, M, tol=inner_tol,
                 out_of_time=ctx.out_of_time)
             newton_steps += steps
-            if steps:
-                x = shrink_into(lc, x_new)
+            x_new = shrink_into(lc, x_new)
+            # kept if it solved the working set's problem or gained at least 1e-3 of the gap;
+            # otherwise the pairwise exchanges below take over for this iteration
+            if steps and (inner_gap <= inner_tol
+                          or crit.value(information_matrix(inst, x_new)) - value > 1e-3 * gap):
+                x = x_new
                 continue
         # ---- end of the working-set Newton phase
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step

@@ -53,7 +53,7 @@ class NewtonOutcome:
     n: np.ndarray  # the new values on the working set
     M: np.ndarray  # the information matrix at them
     steps: int  # accepted Newton steps
-    restricted_gap: float  # the last restricted gap measured (before the last step, if any)
+    restricted_gap: float  # the last one measured: at ``n`` unless the step limit or the clock ended the run
 
 
 def criterion_forms(crit: Criterion, Z: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -276,9 +276,10 @@ def spread_start(instance, lc, g: np.ndarray) -> np.ndarray:
 
 def improve_working_set(instance, crit: Criterion, lc, work: np.ndarray, x: np.ndarray,
                         M: np.ndarray, tol: float,
-                        out_of_time: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, int]:
+                        out_of_time: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, int, float]:
     """:func:`newton_on_working_set` on the pairs ``work`` of the whole design ``x`` (every pair
-    outside ``work`` at its lower bound); returns the new design and the number of steps."""
+    outside ``work`` at its lower bound); returns the new design, the number of steps and the
+    restricted gap last measured (:class:`NewtonOutcome`)."""
     from ..information import centered_features
 
     cand = instance.candidates
@@ -290,4 +291,4 @@ def improve_working_set(instance, crit: Criterion, lc, work: np.ndarray, x: np.n
     x[work] = out.n
     log.debug("working-set Newton: %d steps on %d pairs, restricted gap %.3g", out.steps, work.size,
               out.restricted_gap)
-    return x, out.steps
+    return x, out.steps, out.restricted_gap
