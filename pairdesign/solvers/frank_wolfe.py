@@ -443,10 +443,10 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         # ---- projected Newton on a working set (solvers/support_newton.py): budget and bounds only
         if not stalled and support_newton.applies(oracle.kind, lc, x):
             room = np.flatnonzero(x < lc.upper - _EPS)
-            extra = max(2000, support.size // 2)
+            extra = max(4000, support.size)
             if room.size > extra:
                 room = room[np.argpartition(-ratio[room], extra)[:extra]]
-            inner_tol = max(0.1 * target, 1e-3 * gap)
+            inner_tol = max(0.1 * target, 1e-6 * gap)
             x_new, steps, inner_gap = support_newton.improve_working_set(
                 inst, crit, lc, np.union1d(support, room), x, M, tol=inner_tol,
                 out_of_time=ctx.out_of_time)

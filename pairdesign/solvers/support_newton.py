@@ -10,16 +10,22 @@ by a projected Newton method in the manner of Bertsekas (1982):
 
 1. the gains g = df/dn_S and their ratios r = g / c; the multiplier estimate lambda, the mean
    ratio of the pairs strictly inside their bounds (weighted by c_p n_p);
-2. the free set F: the pairs strictly inside their bounds, those at the lower bound with
-   r_p > lambda (they want in) and those at the upper bound with r_p < lambda (they want out),
-   the most violating first, at most ``max_free``; every other pair keeps its value;
-3. the Newton direction on F with the budget kept: (H + mu I) delta = g_F - nu c_F,
-   c_F^T delta = 0, where H = -Hess f on F,
+2. the free set F = N + T: the block N holds the pairs strictly inside their bounds (at most
+   ``max_free``, largest c_p n_p first) and, growing by half its size per step, the pairs that
+   violate most: at the lower bound with r_p > lambda (they want in) or at the upper bound with
+   r_p < lambda (they want out), as many of each; the tail T holds the other violators; every
+   other pair keeps its value;
+3. the direction with the budget kept, B delta = g_F - nu c_F, c_F^T delta = 0, where
+   B = blockdiag(H_NN + mu I, diag(H_TT) + mu I) and H = -Hess f,
 
        D:     H_pq = w_p w_q (z_p^T M^-1 z_q)^2
-       A, L:  H_pq = 2 w_p w_q (z_p^T M^-1 z_q)(z_p^T M^-1 K M^-1 z_q)   (K = I or H),
+       A, L:  H_pq = 2 w_p w_q (z_p^T M^-1 z_q)(z_p^T M^-1 K M^-1 z_q)   (K = I or H)
 
-   (Schur products of PSD matrices: PSD; mu a small ridge for |F| above the rank d(d+1)/2);
+   (Schur products of PSD matrices: PSD; mu a small ridge for |N| above the rank d(d+1)/2):
+   Newton on the block, a diagonally scaled step for the many pairs of the tail (two-metric
+   projection: the tail moves to its bounds in bulk at the cost of the block's factorisation);
+   pairs next to a bound the step pushes them through, and that want to be there, are set to
+   it (Bertsekas's epsilon-active set) and the direction is recomputed on the others;
 4. an Armijo search along the projected arc n(t) = P(n_F + t delta), P the projection onto
    {c_F^T n = c_F^T n_F, l_F <= n <= u_F} (a clip with one multiplier, found by bisection).
 
@@ -79,6 +85,15 @@ def criterion_hessian(crit: Criterion, w: np.ndarray, Y1: np.ndarray, Y2: np.nda
     return 0.5 * (H + H.T)
 
 
+def criterion_hessian_diagonal(crit: Criterion, w: np.ndarray, Y1: np.ndarray,
+                               Y2: np.ndarray) -> np.ndarray:
+    """The diagonal of :func:`criterion_hessian`: w^2 q1^2 (D), 2 w^2 q1 q2 (A, L)."""
+    q1 = np.einsum("ij,ij->i", Y1, Y1)
+    if crit.name == "D":
+        return (w * q1) ** 2
+    return 2.0 * w * w * q1 * np.einsum("ij,ij->i", Y2, Y2)
+
+
 def knapsack_top(g: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                  budget: float) -> tuple[float, float]:
     """max g^T s over {c^T s <= budget, lower <= s <= upper} (the fractional knapsack), and the
@@ -128,21 +143,27 @@ def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper
     return np.clip(y - nu * cost, lower, upper)
 
 
-def newton_direction(H: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray | None:
-    """delta = argmax g^T delta - 1/2 delta^T (H + mu I) delta  s.t.  c^T delta = 0:
-    (H + mu I) delta = g - nu c with nu = c^T (H + mu I)^-1 g / c^T (H + mu I)^-1 c. H is PSD
-    but singular beyond d(d+1)/2 pairs: mu starts at 1e-10 of its mean diagonal and grows
-    until the factorisation holds and delta is an ascent direction (g^T delta > 0)."""
-    scale = float(np.trace(H)) / H.shape[0]
+def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray | None:
+    """delta = argmax g^T delta - 1/2 delta^T B delta  s.t.  c^T delta = 0, with the scaling
+    B = blockdiag(H + mu I, diag(tail) + mu I): the dense Hessian on the first pairs, its diagonal
+    on the others (a two-metric step: many pairs move at the cost of a small factorisation).
+    (B delta = g - nu c, nu = c^T B^-1 g / c^T B^-1 c.) H is PSD but singular beyond d(d+1)/2
+    pairs: mu starts at 1e-10 of the mean diagonal and grows until the factorisation holds and
+    delta is an ascent direction (g^T delta > 0)."""
+    k = H.shape[0]
+    scale = float(np.trace(H) + tail.sum()) / max(g.size, 1)
     if not scale > 0:
         return None
     for mu in scale * np.array([1e-10, 1e-8, 1e-6, 1e-4, 1e-2]):
-        try:
-            chol = sla.cho_factor(H + mu * np.eye(H.shape[0]), lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            continue
-        a = sla.cho_solve(chol, g, check_finite=False)
-        b = sla.cho_solve(chol, c, check_finite=False)
+        a, b = np.empty(g.size), np.empty(g.size)
+        if k:
+            try:
+                chol = sla.cho_factor(H + mu * np.eye(k), lower=True, check_finite=False)
+            except np.linalg.LinAlgError:
+                continue
+            a[:k] = sla.cho_solve(chol, g[:k], check_finite=False)
+            b[:k] = sla.cho_solve(chol, c[:k], check_finite=False)
+        a[k:], b[k:] = g[k:] / (tail + mu), c[k:] / (tail + mu)
         delta = a - (float(c @ a) / float(c @ b)) * b
         if np.all(np.isfinite(delta)) and float(g @ delta) > 0:
             return delta
@@ -181,47 +202,77 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         free = np.flatnonzero(inside)
         if free.size > max_free:  # keep the pairs of largest n c: the rest stay as they are
             free = free[np.argpartition(-(n[free] - lower[free]) * cost[free], max_free)[:max_free]]
-        # the active set grows by at most half its size per step (|F|^3 stays small), with as
-        # many pairs that want in as pairs that want out
+        # the Newton block grows by at most half its size per step (|N|^3 stays small), with as
+        # many pairs that want in as pairs that want out; the other pairs that want to move get
+        # the Hessian's diagonal (module docstring, step 3)
         room = min(max_free - free.size, max(64, free.size // 2)) // 2
-        F = [free]
+        block, tail = [free], []
         for want in (np.where(at_lower, r - lam, 0.0), np.where(at_upper, lam - r, 0.0)):
             movers = np.flatnonzero(want > 0)
             if movers.size > room:
-                movers = movers[np.argpartition(-want[movers], room)[:room]] if room > 0 else movers[:0]
-            F.append(movers)
-        F = np.unique(np.concatenate(F))
+                order = np.argpartition(-want[movers], room)
+                block.append(movers[order[:room]])
+                tail.append(movers[order[room:]])
+            else:
+                block.append(movers)
+        N = np.unique(np.concatenate(block))
+        D = np.setdiff1d(np.concatenate(tail), N) if tail else np.zeros(0, dtype=np.int64)
+        F = np.concatenate([N, D])
         if F.size < 2:
             log.debug("working-set Newton: free set of %d pairs", F.size)
             break
-        H = criterion_hessian(crit, w[F], Y1[F], Y2[F])
-        cF = cost[F]
-        delta = newton_direction(H, g[F], cF)
+        H = criterion_hessian(crit, w[N], Y1[N], Y2[N])
+        hD = criterion_hessian_diagonal(crit, w[D], Y1[D], Y2[D])
+        cF, gF, nF, lF, uF = cost[F], g[F], n[F], lower[F], upper[F]
+        at_lower_F, at_upper_F = at_lower[F], at_upper[F]
+
+        def direction(keep: np.ndarray) -> np.ndarray | None:
+            kN = keep[:N.size]
+            step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF[keep], cF[keep])
+            if step is None:
+                return None
+            full = np.zeros(F.size)
+            full[keep] = step
+            return full
+
+        # pairs at a bound that the direction pushes outwards stay there (the active set), and
+        # the epsilon-active pairs (Bertsekas): those the step would push through a bound they
+        # are next to and that want to be there go to it; the direction is recomputed on the rest
+        inside_F = ~at_lower_F & ~at_upper_F
+        # "next to a bound": within 1e-3 of the step and of the typical distance of a pair to its bound
+        eps = 1e-3 * float(np.mean(np.minimum(nF - lF, uF - nF)[inside_F])) if inside_F.any() else 0.0
+        keep = np.ones(F.size, dtype=bool)
+        snap = np.zeros(F.size, dtype=bool)
+        snap_lower = np.zeros(F.size, dtype=bool)
+        delta = None
+        for _ in range(6):
+            if keep.sum() < 2:
+                delta = None
+                break
+            delta = direction(keep)
+            if delta is None:
+                break
+            outward = keep & ((at_lower_F & (delta < 0)) | (at_upper_F & (delta > 0)))
+            near = keep & ~at_lower_F & ~at_upper_F & (
+                ((delta < 0) & (nF - lF < np.minimum(-1e-3 * delta, eps)) & (r[F] < lam))
+                | ((delta > 0) & (uF - nF < np.minimum(1e-3 * delta, eps)) & (r[F] > lam)))
+            if not (outward.any() or near.any()):
+                break
+            keep &= ~(outward | near)
+            snap |= near
+            snap_lower |= near & (delta < 0)
         if delta is None:
             log.debug("working-set Newton: no ascent direction on %d pairs", F.size)
             break
-        # the epsilon-active pairs (Bertsekas): those the step would push through a bound they
-        # are next to and that want to be there go to it, the Newton step is taken on the rest
-        nF, lF, uF = n[F], lower[F], upper[F]
-        to_lower = (delta < 0) & (nF - lF < -1e-3 * delta) & (r[F] < lam)
-        to_upper = (delta > 0) & (uF - nF < 1e-3 * delta) & (r[F] > lam)
-        snap = to_lower | to_upper
-        if snap.any() and (~snap).sum() >= 2:
-            keep = ~snap
-            delta_keep = newton_direction(H[np.ix_(keep, keep)], g[F][keep], cF[keep])
-            if delta_keep is not None:
-                delta = np.where(snap, 0.0, 0.0)
-                delta[keep] = delta_keep
-            else:
-                snap[:] = False
-        else:
-            snap[:] = False
-        bound_of_snap = np.where(to_lower, lF, uF)
-        spend_F = float(cF @ nF)
+        # the pairs that stay go nowhere, the snapped ones to their bound; the projection keeps
+        # the budget on the pairs that move
+        fixed = np.where(snap, np.where(snap_lower, lF, uF), nF)
+        spend_keep = float(cF @ nF) - float(cF[~keep] @ fixed[~keep])
         t, accepted, rise = 1.0, False, 0.0
         for _ in range(40):
-            y = np.where(snap, bound_of_snap, nF + t * delta)
-            trial = project_budget_box(y, cF, lF, uF, spend_F)
+            trial = fixed.copy()
+            trial[keep] = project_budget_box(nF[keep] + t * delta[keep], cF[keep], lF[keep],
+                                             uF[keep], spend_keep)
             move = trial - nF
             rise = float(g[F] @ move)
             if rise <= 0:
