@@ -13,8 +13,8 @@ by a projected Newton method in the manner of Bertsekas (1982):
 2. the free set F = N + T: the block N holds the pairs strictly inside their bounds (at most
    ``max_free``, largest c_p n_p first) and, growing by half its size per step, the pairs that
    violate most: at the lower bound with r_p > lambda (they want in) or at the upper bound with
-   r_p < lambda (they want out), as many of each; the tail T holds the other violators; every
-   other pair keeps its value;
+   r_p < lambda (they want out), as many of each; the tail T holds the other violators and the
+   pairs inside their bounds beyond ``max_free``; every other pair keeps its value;
 3. the direction with the budget kept, B delta = g_F - nu c_F, c_F^T delta = 0, where
    B = blockdiag(H_NN + mu I, diag(H_TT) + mu I) and H = -Hess f,
 
@@ -172,7 +172,7 @@ def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarr
 
 def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: np.ndarray,
                           lower: np.ndarray, upper: np.ndarray, n: np.ndarray, M: np.ndarray,
-                          tol: float, *, max_steps: int = 100, max_free: int = 2000,
+                          tol: float, *, max_steps: int = 100, max_free: int = 1000,
                           out_of_time: Callable[[], bool] = lambda: False) -> NewtonOutcome:
     """Projected Newton steps on the working set (rows ``Z``, weights ``w``, costs, bounds, current
     values ``n``; ``M`` the information matrix of the whole current design) until the restricted
@@ -200,13 +200,15 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         lam = (float(np.sum(r[inside] * cost[inside] * n[inside]) / np.sum(cost[inside] * n[inside]))
                if inside.any() and np.sum(cost[inside] * n[inside]) > 0 else price)
         free = np.flatnonzero(inside)
-        if free.size > max_free:  # keep the pairs of largest n c: the rest stay as they are
-            free = free[np.argpartition(-(n[free] - lower[free]) * cost[free], max_free)[:max_free]]
+        overflow = free[:0]
+        if free.size > max_free:  # the pairs of largest n c in the block, the rest in the tail
+            order = np.argpartition(-(n[free] - lower[free]) * cost[free], max_free)
+            free, overflow = free[order[:max_free]], free[order[max_free:]]
         # the Newton block grows by at most half its size per step (|N|^3 stays small), with as
         # many pairs that want in as pairs that want out; the other pairs that want to move get
         # the Hessian's diagonal (module docstring, step 3)
         room = min(max_free - free.size, max(64, free.size // 2)) // 2
-        block, tail = [free], []
+        block, tail = [free], [overflow]
         for want in (np.where(at_lower, r - lam, 0.0), np.where(at_upper, lam - r, 0.0)):
             movers = np.flatnonzero(want > 0)
             if movers.size > room:
@@ -245,7 +247,7 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         snap = np.zeros(F.size, dtype=bool)
         snap_lower = np.zeros(F.size, dtype=bool)
         delta = None
-        for _ in range(6):
+        for rounds in range(3):
             if keep.sum() < 2:
                 delta = None
                 break
@@ -261,6 +263,8 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
             keep &= ~(outward | near)
             snap |= near
             snap_lower |= near & (delta < 0)
+            if rounds == 2:  # no third factorisation: the last ones just stay (Armijo checks)
+                delta[~keep] = 0.0
         if delta is None:
             log.debug("working-set Newton: no ascent direction on %d pairs", F.size)
             break
