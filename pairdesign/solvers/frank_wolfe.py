@@ -19,6 +19,12 @@ or a bounded scalar search for A and L, within the largest step the constraints 
 test on the rows of A). Gains on S are kept exact by rank-one updates (O(|S| d) per exchange).
 When no exchange within S helps, a Frank-Wolfe step towards s (exact line search through the
 generalised eigenvalues of the step) moves every coordinate at once.
+
+When the polytope is a budget row and per-pair bounds (the knapsack oracle's case) and the budget
+is spent, a projected Newton method on a larger working set (:mod:`.support_newton`) replaces the
+exchanges: it solves the working set's problem to a tenth of the target, so that the next
+certificate mostly only has to confirm it; the first design then spreads the budget over the 4 d
+pairs of largest gain per cost (the oracle's own vertex may be a single pair).
 """
 
 from __future__ import annotations
