@@ -11,10 +11,11 @@ by a projected Newton method in the manner of Bertsekas (1982):
 1. the gains g = df/dn_S and their ratios r = g / c; the multiplier estimate lambda, the mean
    ratio of the pairs strictly inside their bounds (weighted by c_p n_p);
 2. the free set F = N + T: the block N holds the pairs strictly inside their bounds (at most
-   ``max_free``, largest c_p n_p first) and, growing by half its size per step, the pairs that
+   ``max_free``, largest c_p n_p first; doubled up to ``max_block`` whenever a step cut the
+   restricted gap by less than 4) and, growing by half its size per step, the pairs that
    violate most: at the lower bound with r_p > lambda (they want in) or at the upper bound with
    r_p < lambda (they want out), as many of each; the tail T holds the other violators and the
-   pairs inside their bounds beyond ``max_free``; every other pair keeps its value;
+   pairs inside their bounds beyond the block's size; every other pair keeps its value;
 3. the direction with the budget kept, B delta = g_F - nu c_F, c_F^T delta = 0, where
    B = blockdiag(H_NN + mu I, diag(H_TT) + mu I) and H = -Hess f,
 
@@ -173,6 +174,7 @@ def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarr
 def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: np.ndarray,
                           lower: np.ndarray, upper: np.ndarray, n: np.ndarray, M: np.ndarray,
                           tol: float, *, max_steps: int = 100, max_free: int = 1000,
+                          max_block: int = 3000,
                           out_of_time: Callable[[], bool] = lambda: False) -> NewtonOutcome:
     """Projected Newton steps on the working set (rows ``Z``, weights ``w``, costs, bounds, current
     values ``n``; ``M`` the information matrix of the whole current design) until the restricted
@@ -184,13 +186,16 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
     value = crit.value(M)
     steps = 0
     rgap = math.inf
+    block_size = max_free
     for _ in range(max_steps):
         if out_of_time():
             break
         Y1, Y2 = criterion_forms(crit, Z, M)
         g = w * np.einsum("ij,ij->i", Y2, Y2)
         top, price = knapsack_top(g, cost, lower, upper, spend)
-        rgap = top - float(g @ n)
+        last_gap, rgap = rgap, top - float(g @ n)
+        if rgap > 0.25 * last_gap and block_size < max_block:  # slow (the diagonal tail)
+            block_size = min(2 * block_size, max_block)
         if rgap <= tol:
             break
         r = g / cost
@@ -201,13 +206,13 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
                if inside.any() and np.sum(cost[inside] * n[inside]) > 0 else price)
         free = np.flatnonzero(inside)
         overflow = free[:0]
-        if free.size > max_free:  # the pairs of largest n c in the block, the rest in the tail
-            order = np.argpartition(-(n[free] - lower[free]) * cost[free], max_free)
-            free, overflow = free[order[:max_free]], free[order[max_free:]]
+        if free.size > block_size:  # the pairs of largest n c in the block, the rest in the tail
+            order = np.argpartition(-(n[free] - lower[free]) * cost[free], block_size)
+            free, overflow = free[order[:block_size]], free[order[block_size:]]
         # the Newton block grows by at most half its size per step (|N|^3 stays small), with as
         # many pairs that want in as pairs that want out; the other pairs that want to move get
         # the Hessian's diagonal (module docstring, step 3)
-        room = min(max_free - free.size, max(64, free.size // 2)) // 2
+        room = min(block_size - free.size, max(64, free.size // 2)) // 2
         block, tail = [free], [overflow]
         for want in (np.where(at_lower, r - lam, 0.0), np.where(at_upper, lam - r, 0.0)):
             movers = np.flatnonzero(want > 0)
