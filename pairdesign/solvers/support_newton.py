@@ -311,7 +311,7 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
 def applies(kind: str, lc, x: np.ndarray | None) -> bool:
     """The phase is for a budget row and bounds only (the knapsack oracle's polytope), with the
     budget spent at ``x`` (if given): f grows with every n_p, so the optimum spends it all."""
-    if kind != "knapsack":
+    if kind != "knapsack" or lc.A.shape[0] != 1:  # one row: the budget
         return False
     budget = float(lc.b[0])
     return x is None or float((lc.A[0] @ x)[0]) >= budget - 1e-9 * max(1.0, abs(budget))
