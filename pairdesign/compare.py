@@ -23,10 +23,10 @@ from typing import Sequence
 import numpy as np
 
 from ._atomic import atomic_write
-from .errors import OptionError
 from .information import Criterion
 from .instance import Instance
 from .solve import solve
+from .deadline import Deadline
 from .solvers.base import Context, method_class
 from .solvers.frank_wolfe import solve_relaxation
 
@@ -83,8 +83,8 @@ def compare(instance: Instance, methods: Sequence[str] | None = None,
             results.append(solve(instance, m, crit, budget=budget, time_limit=time_limit, seed=seed))
         bounds = [r.bound for r in results if r.bound is not None]  # relax's bound holds too
         if not bounds:  # no method proved a bound: the relaxation's certificate
-            ctx = Context(instance=instance, criterion=crit, budget=budget, time_limit=time_limit,
-                          seed=seed, options=None, logger=log)
+            ctx = Context.make(instance, crit, budget, deadline=Deadline.after(time_limit), seed=seed,
+                               logger=log)
             bounds = [solve_relaxation(ctx, tol=1e-6).bound]
         best = min(bounds)
         best = max(best, max((r.objective for r in results if not r.fractional), default=-math.inf))
@@ -117,14 +117,13 @@ def write_csv(rows: Sequence[Row], path: str | os.PathLike) -> None:
 
 
 def plot(rows: Sequence[Row], path: str | os.PathLike, *, title: str | None = None) -> None:
-    """A PNG: objective and seconds against budget, one line per method (needs matplotlib)."""
-    try:
-        import matplotlib
+    """A PNG: objective and seconds against budget, one line per method (matplotlib, a
+    dependency; imported here because it is slow to import)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise OptionError("plotting needs matplotlib: pip install 'pairdesign[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     methods = list(dict.fromkeys(r.method for r in rows))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for m in methods:

@@ -11,7 +11,9 @@ Completions are stored row-wise, grouped by prompt: the rows of prompt ``i`` are
 
 Two file forms carry the same meaning: JSON (``pairdesign.instance/1``, DESIGN.md section 9) for
 small and hand-written instances, and NPZ (one row per completion, plus optional pair tables) for
-large ones. Both round-trip exactly.
+large ones; both round-trip exactly. Their readers and writers live in
+:mod:`pairdesign.formats.instance_json` and :mod:`pairdesign.formats.instance_npz`; this module
+holds the data, its validation, and :func:`load_instance` / :func:`save_instance`.
 
 Instances made by ``pairdesign import`` also carry the texts (``prompt_texts``,
 ``completion_texts``), the record of how the features were reduced (``projection``), the outcomes
@@ -27,11 +29,10 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ._atomic import atomic_write
 from .errors import InfeasibleError, InstanceError
 
 FORMAT = "pairdesign.instance/1"
@@ -49,11 +50,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Group:
-    """A named group of prompts sharing a budget: ``sum_{p in G} c_p n_p <= budget``."""
+    """A named group of prompts sharing a budget: ``sum_{p in G} c_p n_p <= budget``, and
+    getting at least ``min_pairs`` labels: ``sum_{p in G} n_p >= min_pairs`` (coverage)."""
 
     name: str
     prompts: np.ndarray  # prompt indices (int64)
     budget: float
+    min_pairs: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +139,8 @@ class Instance:
     """How the features were made from the embeddings (method, input_dim, dim, seed, ...)."""
     rounds: tuple[dict[str, Any], ...] = ()
     """One record per set of labels read in: design id, labels, ties, source."""
+    min_pairs_per_prompt: int | None = None
+    """l: every prompt gets at least l labels (``sum_{p in prompt i} n_p >= l``; coverage)."""
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -184,9 +189,10 @@ class Instance:
             local = np.arange(idx.size) - offsets[idx]
             completion_ids = [f"c{j}" for j in local]
         return cls(
-            prompt_ids=np.asarray(prompt_ids, dtype=str),
+            prompt_ids=prompt_ids if isinstance(prompt_ids, np.ndarray) else list(prompt_ids),
             prompt_offsets=offsets,
-            completion_ids=np.asarray(completion_ids, dtype=str),
+            completion_ids=(completion_ids if isinstance(completion_ids, np.ndarray)
+                            else list(completion_ids)),
             features=np.asarray(features, dtype=np.float64),
             scores=None if scores is None else np.asarray(scores, dtype=np.float64),
             budget=budget,
@@ -239,7 +245,7 @@ class Instance:
     def candidates(self) -> Candidates:
         """The candidate pairs (explicit or all pairs within each prompt), minus pairs fixed out
         and pairs already labeled, with their costs, bounds and Bradley-Terry weights."""
-        from .information import bradley_terry_weights
+        from .model import bradley_terry_weights
 
         N = self.n_completions
         if self.pairs is None:
@@ -284,6 +290,10 @@ class Instance:
             own = np.isfinite(self.prompt_max_pairs)
             caps[own] = self.prompt_max_pairs[own]
         return caps
+
+    def prompt_minimums(self) -> np.ndarray:
+        """l_i for every prompt: the labels it must get at least (0 where none)."""
+        return np.full(self.n_prompts, float(self.min_pairs_per_prompt or 0))
 
     def completion_cap(self) -> float:
         """r, the cap on labels touching one completion (``inf`` where uncapped)."""
@@ -366,12 +376,63 @@ def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def text_problem(text: str) -> str | None:
+    """What makes a string unfit for an id or a text, or None: a NUL character (NumPy string
+    arrays drop trailing NULs, so ids would change silently) or a lone surrogate (not text:
+    it cannot be written as UTF-8)."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        return f"holds a NUL character at position {nul} ({_shown(text)})"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds a lone surrogate {text[exc.start]!r} at position {exc.start} "
+                f"({_shown(text)}; not text, cannot be written as UTF-8)")
+    return None
+
+
+def _shown(text: str) -> str:
+    """A string as a readable Python literal, shortened to 60 characters."""
+    text = str(text)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _check_strings(values: Sequence[Any], place: Any) -> None:
+    """Refuse the first string holding a NUL or a lone surrogate; ``place(r)`` names row r."""
+    strings = [v for v in values if isinstance(v, str)]
+    joined = "".join(strings)
+    if "\x00" not in joined and (joined.isascii() or text_problem(joined) is None):
+        return
+    for r, value in enumerate(values):
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise InstanceError(problem, field=place(r))
+
+
+def _id_place(inst: Instance, name: str, r: int) -> str:
+    """Where id ``r`` of ``prompt_ids`` / ``completion_ids`` is in the JSON form, when the
+    offsets allow saying so."""
+    if name == "prompt_ids":
+        return f"prompts[{r}].id"
+    offsets = np.asarray(inst.prompt_offsets)
+    if offsets.ndim == 1 and offsets.size >= 2 and 0 <= r < offsets[-1]:
+        i = int(np.searchsorted(offsets, r, side="right")) - 1
+        return f"prompts[{i}].completions[{r - int(offsets[i])}].id"
+    return f"completion_ids[{r}]"
+
+
 def _validate(inst: Instance) -> None:
     """The one validation function: shapes, types, domains and cross-references."""
     put = lambda name, value: object.__setattr__(inst, name, value)  # noqa: E731
 
     if not isinstance(inst.name, str):
         raise InstanceError(f"must be a string, got {inst.name!r}", field="name")
+    for name in ("prompt_ids", "completion_ids"):
+        raw = getattr(inst, name)
+        ids = raw.tolist() if isinstance(raw, np.ndarray) else raw
+        if isinstance(raw, np.ndarray) and raw.ndim != 1:
+            raise InstanceError(f"must be one-dimensional, got shape {raw.shape}", field=name)
+        _check_strings(ids, lambda r, name=name: _id_place(inst, name, r))
     prompt_ids = np.asarray(inst.prompt_ids, dtype=str)
     offsets = np.asarray(inst.prompt_offsets, dtype=np.int64)
     completion_ids = np.asarray(inst.completion_ids, dtype=str)
@@ -416,7 +477,7 @@ def _validate(inst: Instance) -> None:
         seen: dict[str, int] = {}
         for i, pid in enumerate(prompt_ids.tolist()):
             if pid in seen:
-                raise InstanceError(f"duplicate prompt id {pid!r} (also prompts[{seen[pid]}])",
+                raise InstanceError(f"duplicate prompt id {_shown(pid)} (also prompts[{seen[pid]}])",
                                     field=f"prompts[{i}].id")
             seen[pid] = i
     empty = np.char.str_len(completion_ids) == 0
@@ -427,7 +488,7 @@ def _validate(inst: Instance) -> None:
         completion_ids[order][1:] == completion_ids[order][:-1])
     if same.any():
         r = int(max(order[_first_row(same)], order[_first_row(same) + 1]))
-        raise InstanceError(f"duplicate completion id {completion_ids[r]!r} within its prompt",
+        raise InstanceError(f"duplicate completion id {_shown(completion_ids[r])} within its prompt",
                             field=f"{row_name(r)}.id")
 
     # scores
@@ -540,7 +601,17 @@ def _validate(inst: Instance) -> None:
         budget = _check_number(group.budget, f"groups[{g_index}].budget")
         if budget < 0:
             raise InstanceError("must be non-negative", field=f"groups[{g_index}].budget")
-        groups.append(Group(str(group.name), prompts, budget))
+        min_pairs = _check_int_or_none(group.min_pairs, f"groups[{g_index}].min_pairs", 0) or 0
+        groups.append(Group(str(group.name), prompts, budget, min_pairs))
+    put("min_pairs_per_prompt", _check_int_or_none(inst.min_pairs_per_prompt, "min_pairs_per_prompt", 0))
+    if inst.min_pairs_per_prompt:
+        caps = inst.prompt_caps()
+        short = np.flatnonzero(caps < inst.min_pairs_per_prompt)
+        if short.size:
+            i = int(short[0])
+            raise InstanceError(f"is {inst.min_pairs_per_prompt}, more than the cap {caps[i]:g} of "
+                                f"prompt {_shown(str(prompt_ids[i]))} (prompts[{i}])",
+                                field="min_pairs_per_prompt")
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise InstanceError("duplicate group name", field="groups")
@@ -572,6 +643,7 @@ def _validate(inst: Instance) -> None:
             if not isinstance(text, str):
                 place = where.format(r) if where else f"{row_name(r)}.text"
                 raise InstanceError(f"must be a string, got {type(text).__name__}", field=place)
+        _check_strings(texts, lambda r, where=where: where.format(r) if where else f"{row_name(r)}.text")
         put(name, texts)
     if inst.projection is not None:
         record = inst.projection
@@ -592,401 +664,6 @@ def _validate(inst: Instance) -> None:
     put("rounds", tuple(dict(r) for r in rounds))
 
 
-# ---------------------------------------------------------------------------------- JSON form
-_TOP_FIELDS = {
-    "format", "name", "prompts", "budget", "ridge", "weights", "max_pairs_per_prompt",
-    "max_pairs_per_completion", "max_labels_per_pair", "pairs", "fixed_in", "fixed_out",
-    "labeled", "groups", "projection", "rounds",
-}
-_PROMPT_FIELDS = {"id", "completions", "max_pairs", "text"}
-_COMPLETION_FIELDS = {"id", "features", "score", "text"}
-
-
-def _reject_constant(token: str) -> float:
-    raise ValueError(f"{token} is not valid JSON (use finite numbers)")
-
-
-def _expect(cond: bool, message: str, where: str) -> None:
-    if not cond:
-        raise InstanceError(message, field=where)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _object_with_id(obj: Any, known: set[str], where: str) -> str:
-    """Check a JSON object of the given fields with a non-empty string ``id``; return the id."""
-    _expect(isinstance(obj, dict), "must be an object", where)
-    unknown = sorted(set(obj) - known)
-    _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(known)}", where)
-    _expect("id" in obj, "missing", f"{where}.id")
-    _expect(isinstance(obj["id"], str) and obj["id"] != "", "must be a non-empty string", f"{where}.id")
-    return obj["id"]
-
-
-def _instance_from_json(doc: Any) -> Instance:
-    _expect(isinstance(doc, dict), "the top level must be a JSON object", "(top level)")
-    _expect("format" in doc, f"missing; expected {FORMAT!r}", "format")
-    _expect(doc["format"] == FORMAT, f"unsupported version {doc['format']!r}; expected {FORMAT!r}", "format")
-    unknown = sorted(set(doc) - _TOP_FIELDS)
-    _expect(not unknown, f"unknown field(s) {unknown}; known: {sorted(_TOP_FIELDS)}", unknown[0] if unknown else "")
-    _expect("prompts" in doc, "missing", "prompts")
-    _expect("budget" in doc, "missing", "budget")
-    prompts = doc["prompts"]
-    _expect(isinstance(prompts, list) and len(prompts) > 0, "must be a non-empty list", "prompts")
-
-    prompt_ids: list[str] = []
-    completion_ids: list[str] = []
-    features: list[list[float]] = []
-    scores: list[float] = []
-    sizes: list[int] = []
-    own_caps: list[float] = []
-    local: list[dict[str, int]] = []
-    d: int | None = None
-    texts: dict[str, list[Any]] = {"prompt": [], "completion": []}
-
-    def text_of(obj: dict[str, Any], kind: str, where: str) -> None:
-        """Texts are all or nothing: every prompt (completion) has one, or none has."""
-        has = "text" in obj
-        if texts[kind] and (texts[kind][0] is not None) != has:
-            first = "has" if texts[kind][0] is not None else "has no"
-            raise InstanceError(f"{'missing' if not has else 'unexpected'}: the first {kind} {first} "
-                                "a text, so every one must" + ("" if not has else " not"),
-                                field=f"{where}.text")
-        _expect(not has or isinstance(obj["text"], str), "must be a string", f"{where}.text")
-        texts[kind].append(obj["text"] if has else None)
-
-    for i, prompt in enumerate(prompts):
-        where = f"prompts[{i}]"
-        prompt_ids.append(_object_with_id(prompt, _PROMPT_FIELDS, where))
-        text_of(prompt, "prompt", where)
-        cap = prompt.get("max_pairs")
-        _expect(cap is None or (isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0),
-                f"must be an integer >= 0 or null, got {cap!r}", f"{where}.max_pairs")
-        own_caps.append(math.inf if cap is None else float(cap))
-        comps = prompt.get("completions")
-        _expect(isinstance(comps, list) and len(comps) > 0, "must be a non-empty list", f"{where}.completions")
-        ids: dict[str, int] = {}
-        for j, comp in enumerate(comps):
-            cw = f"{where}.completions[{j}]"
-            cid = _object_with_id(comp, _COMPLETION_FIELDS, cw)
-            _expect(cid not in ids, f"duplicate completion id {cid!r} within its prompt "
-                                    f"(also completions[{ids.get(cid)}])", f"{cw}.id")
-            ids[cid] = j
-            text_of(comp, "completion", cw)
-            _expect("features" in comp, "missing", f"{cw}.features")
-            feat = comp["features"]
-            _expect(isinstance(feat, list) and len(feat) > 0 and all(_is_number(x) for x in feat),
-                    "must be a non-empty list of numbers", f"{cw}.features")
-            if d is None:
-                d = len(feat)
-            _expect(len(feat) == d, f"has {len(feat)} values, expected {d} (as prompts[0].completions[0])",
-                    f"{cw}.features")
-            score = comp.get("score")
-            _expect(score is None or _is_number(score), f"must be a number or null, got {score!r}", f"{cw}.score")
-            completion_ids.append(cid)
-            features.append(feat)
-            scores.append(math.nan if score is None else float(score))
-        sizes.append(len(comps))
-        local.append(ids)
-    seen_prompts = {}
-    for i, pid in enumerate(prompt_ids):
-        _expect(pid not in seen_prompts, f"duplicate prompt id {pid!r} (also prompts[{seen_prompts.get(pid)}])",
-                f"prompts[{i}].id")
-        seen_prompts[pid] = i
-    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-
-    def pair_table(name: str, extra: str | None,
-                   second: str | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
-        rows = doc.get(name)
-        if rows is None:
-            return None, None
-        shape = "[prompt_id, completion_id, completion_id" + (f", {extra}" if extra else "") \
-            + (f"[, {second}]]" if second else "]")
-        _expect(isinstance(rows, list), f"must be a list of {shape}", name)
-        table = np.zeros((len(rows), 2), dtype=np.int64)
-        values = np.ones(len(rows))
-        for r, row in enumerate(rows):
-            where = f"{name}[{r}]"
-            widths = (3,) + ((4,) if extra else ()) + ((5,) if second else ())
-            ok_len = isinstance(row, list) and len(row) in widths
-            _expect(ok_len, f"must be {shape}", where)
-            pid, a, b = row[0], row[1], row[2]
-            _expect(isinstance(pid, str) and pid in seen_prompts, f"unknown prompt id {pid!r}", where)
-            i = seen_prompts[pid]
-            for cid in (a, b):
-                _expect(isinstance(cid, str) and cid in local[i],
-                        f"completion {cid!r} is not in prompt {pid!r}", where)
-            table[r] = (offsets[i] + local[i][a], offsets[i] + local[i][b])
-            if len(row) >= 4:
-                _expect(_is_number(row[3]), f"{extra} must be a number, got {row[3]!r}", where)
-                values[r] = float(row[3])
-            if len(row) == 5:
-                _expect(row[4] is None or _is_number(row[4]), f"{second} must be a number or null, "
-                        f"got {row[4]!r}", where)
-                wins[r] = math.nan if row[4] is None else float(row[4])
-        return table, values
-
-    labeled_rows = doc.get("labeled")
-    wins = np.full(len(labeled_rows) if isinstance(labeled_rows, list) else 0, math.nan)
-
-    pairs, costs = pair_table("pairs", "cost")
-    fixed_in, _ = pair_table("fixed_in", None)
-    fixed_out, _ = pair_table("fixed_out", None)
-    labeled, counts = pair_table("labeled", "labels", "wins")
-
-    groups = []
-    raw_groups = doc.get("groups") or []
-    _expect(isinstance(raw_groups, list), "must be a list of {name, prompts, budget}", "groups")
-    for g, grp in enumerate(raw_groups):
-        where = f"groups[{g}]"
-        _expect(isinstance(grp, dict) and set(grp) == {"name", "prompts", "budget"},
-                "must be an object with exactly 'name', 'prompts' and 'budget'", where)
-        _expect(isinstance(grp["name"], str), "must be a string", f"{where}.name")
-        _expect(isinstance(grp["prompts"], list), "must be a list of prompt ids", f"{where}.prompts")
-        idx = []
-        for pid in grp["prompts"]:
-            _expect(isinstance(pid, str) and pid in seen_prompts, f"unknown prompt id {pid!r}", f"{where}.prompts")
-            idx.append(seen_prompts[pid])
-        groups.append(Group(grp["name"], np.asarray(idx, dtype=np.int64), grp["budget"]))
-
-    settings = {key: doc[key] for key in ("name", "ridge", "weights", "max_pairs_per_prompt",
-                                          "max_pairs_per_completion", "max_labels_per_pair")
-                if key in doc and doc[key] is not None}
-    if "max_labels_per_pair" in doc and doc["max_labels_per_pair"] is None:
-        settings["max_labels_per_pair"] = None
-    projection = doc.get("projection")
-    rounds = doc.get("rounds") or []
-    _expect(isinstance(rounds, list), "must be a list of objects", "rounds")
-    score_arr = np.asarray(scores)
-    return Instance(
-        prompt_ids=np.asarray(prompt_ids, dtype=str),
-        prompt_offsets=offsets,
-        completion_ids=np.asarray(completion_ids, dtype=str),
-        features=np.asarray(features, dtype=np.float64),
-        scores=None if np.isnan(score_arr).all() else score_arr,
-        budget=doc["budget"],
-        prompt_max_pairs=np.asarray(own_caps),
-        pairs=pairs,
-        pair_costs=costs,
-        fixed_in=fixed_in if fixed_in is not None else np.zeros((0, 2), dtype=np.int64),
-        fixed_out=fixed_out if fixed_out is not None else np.zeros((0, 2), dtype=np.int64),
-        labeled=labeled if labeled is not None else np.zeros((0, 2), dtype=np.int64),
-        labeled_counts=counts,
-        groups=tuple(groups),
-        labeled_wins=wins if labeled is not None else None,
-        prompt_texts=None if not texts["prompt"] or texts["prompt"][0] is None else tuple(texts["prompt"]),
-        completion_texts=(None if not texts["completion"] or texts["completion"][0] is None
-                          else tuple(texts["completion"])),
-        projection=projection,
-        rounds=tuple(rounds),
-        **settings,
-    )
-
-
-def _number(x: float) -> int | float:
-    """JSON-friendly number: integers stay integers."""
-    return int(x) if float(x).is_integer() and abs(x) < 2**53 else float(x)
-
-
-def _instance_to_json(inst: Instance) -> dict[str, Any]:
-    prompts = []
-    for i in range(inst.n_prompts):
-        rows = range(int(inst.prompt_offsets[i]), int(inst.prompt_offsets[i + 1]))
-        comps = []
-        for r in rows:
-            comp: dict[str, Any] = {"id": str(inst.completion_ids[r]),
-                                    "features": inst.features[r].tolist()}
-            if inst.scores is not None and not math.isnan(inst.scores[r]):
-                comp["score"] = float(inst.scores[r])
-            if inst.completion_texts is not None:
-                comp["text"] = inst.completion_texts[r]
-            comps.append(comp)
-        prompt: dict[str, Any] = {"id": str(inst.prompt_ids[i])}
-        if inst.prompt_texts is not None:
-            prompt["text"] = inst.prompt_texts[i]
-        prompt["completions"] = comps
-        if inst.prompt_max_pairs is not None and math.isfinite(inst.prompt_max_pairs[i]):
-            prompt["max_pairs"] = int(inst.prompt_max_pairs[i])
-        prompts.append(prompt)
-
-    def table(arr: np.ndarray, values: np.ndarray | None = None) -> list[list[Any]]:
-        rows = inst.pair_ids(arr[:, 0], arr[:, 1])
-        if values is not None:
-            rows = [row + [_number(v)] for row, v in zip(rows, values)]
-        return rows
-
-    doc: dict[str, Any] = {"format": FORMAT, "name": inst.name, "prompts": prompts,
-                           "budget": _number(inst.budget), "ridge": inst.ridge,
-                           "weights": inst.weights,
-                           "max_pairs_per_prompt": inst.max_pairs_per_prompt,
-                           "max_pairs_per_completion": inst.max_pairs_per_completion,
-                           "max_labels_per_pair": inst.max_labels_per_pair,
-                           "pairs": None if inst.pairs is None else table(inst.pairs, inst.pair_costs)}
-    if inst.fixed_in.shape[0]:
-        doc["fixed_in"] = table(inst.fixed_in)
-    if inst.fixed_out.shape[0]:
-        doc["fixed_out"] = table(inst.fixed_out)
-    if inst.labeled.shape[0]:
-        counts = inst.labeled_counts
-        if counts is None and inst.labeled_wins is not None:
-            counts = np.ones(inst.labeled.shape[0])
-        doc["labeled"] = table(inst.labeled, counts)
-        if inst.labeled_wins is not None:
-            for row, w in zip(doc["labeled"], inst.labeled_wins):
-                row.append(None if math.isnan(w) else _number(w))
-    if inst.groups:
-        doc["groups"] = [{"name": g.name, "prompts": [str(p) for p in inst.prompt_ids[g.prompts]],
-                          "budget": _number(g.budget)} for g in inst.groups]
-    if inst.projection is not None:
-        doc["projection"] = inst.projection
-    if inst.rounds:
-        doc["rounds"] = list(inst.rounds)
-    return doc
-
-
-def _compact_json(value: Any, indent: str = "") -> str:
-    """JSON with one line per small object (a completion, a pair), indented otherwise."""
-    flat = json.dumps(value, allow_nan=False)
-    if len(flat) <= 100 or not isinstance(value, (list, dict)) or not value:
-        return flat
-    inner = indent + " "
-    if isinstance(value, dict):
-        items = [f"{inner}{json.dumps(k)}: {_compact_json(v, inner)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    items = [inner + _compact_json(v, inner) for v in value]
-    return "[\n" + ",\n".join(items) + "\n" + indent + "]"
-
-
-# ---------------------------------------------------------------------------------- NPZ form
-_NPZ_ARRAYS = {"format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features", "score",
-               "prompt_max_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
-               "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets",
-               "labeled_wins", "prompt_text_bytes", "prompt_text_offsets", "completion_text_bytes",
-               "completion_text_offsets"}
-_META_FIELDS = {"name", "budget", "ridge", "weights", "max_pairs_per_prompt",
-                "max_pairs_per_completion", "max_labels_per_pair", "projection", "rounds"}
-
-
-def _pack_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Texts as one UTF-8 byte array and offsets (no pickles, no fixed-width UTF-32)."""
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
-
-
-def _unpack_texts(data: np.ndarray, offsets: np.ndarray, name: str) -> tuple[str, ...]:
-    raw = np.asarray(data, dtype=np.uint8).tobytes()
-    offsets = np.asarray(offsets)
-    _expect(offsets.ndim == 1 and offsets.size >= 1 and offsets[0] == 0 and offsets[-1] == len(raw)
-            and bool(np.all(np.diff(offsets) >= 0)), "offsets do not match the bytes", f"{name}_text_offsets")
-    try:
-        return tuple(raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()))
-    except UnicodeDecodeError as exc:
-        raise InstanceError(f"not valid UTF-8: {exc}", field=f"{name}_text_bytes") from None
-
-
-def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
-    meta = {key: getattr(inst, key) for key in sorted(_META_FIELDS)}
-    meta["rounds"] = list(inst.rounds)
-    arrays: dict[str, np.ndarray] = {
-        "format": np.asarray(FORMAT),
-        "meta": np.asarray(json.dumps(meta)),
-        "prompt_ids": inst.prompt_ids,
-        "prompt_index": inst.prompt_of_row,
-        "completion_ids": inst.completion_ids,
-        "features": inst.features,
-    }
-    if inst.scores is not None:
-        arrays["score"] = inst.scores
-    if inst.prompt_max_pairs is not None:
-        arrays["prompt_max_pairs"] = inst.prompt_max_pairs
-    if inst.pairs is not None:
-        arrays["pairs"] = inst.pairs
-        if inst.pair_costs is not None:
-            arrays["pair_costs"] = inst.pair_costs
-    for name in ("fixed_in", "fixed_out", "labeled"):
-        if getattr(inst, name).shape[0]:
-            arrays[name] = getattr(inst, name)
-    if inst.labeled_counts is not None:
-        arrays["labeled_counts"] = inst.labeled_counts
-    if inst.labeled_wins is not None:
-        arrays["labeled_wins"] = inst.labeled_wins
-    for name in ("prompt", "completion"):
-        texts = getattr(inst, f"{name}_texts")
-        if texts is not None:
-            arrays[f"{name}_text_bytes"], arrays[f"{name}_text_offsets"] = _pack_texts(texts)
-    if inst.groups:
-        arrays["group_names"] = np.asarray([g.name for g in inst.groups], dtype=str)
-        arrays["group_budgets"] = np.asarray([g.budget for g in inst.groups])
-        arrays["group_prompts"] = np.concatenate([g.prompts for g in inst.groups])
-        arrays["group_offsets"] = np.cumsum([0] + [len(g.prompts) for g in inst.groups])
-    return arrays
-
-
-def _instance_from_npz(data: dict[str, np.ndarray]) -> Instance:
-    unknown = sorted(set(data) - _NPZ_ARRAYS)
-    _expect(not unknown, f"unknown array(s) {unknown}; known: {sorted(_NPZ_ARRAYS)}", unknown[0] if unknown else "")
-    for key in ("format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features"):
-        _expect(key in data, "missing array", key)
-    version = str(data["format"])
-    _expect(version == FORMAT, f"unsupported version {version!r}; expected {FORMAT!r}", "format")
-    try:
-        meta = json.loads(str(data["meta"]), parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise InstanceError(f"not valid JSON: {exc}", field="meta") from None
-    _expect(isinstance(meta, dict), "must be a JSON object", "meta")
-    unknown = sorted(set(meta) - _META_FIELDS)
-    _expect(not unknown, f"unknown field(s) {unknown}", "meta")
-    _expect("budget" in meta, "missing", "meta.budget")
-    prompt_index = data["prompt_index"]
-    _expect(np.issubdtype(prompt_index.dtype, np.integer), "must hold integers", "prompt_index")
-    n = data["prompt_ids"].shape[0]
-    _expect(prompt_index.ndim == 1, "must be one-dimensional", "prompt_index")
-    sizes = np.bincount(prompt_index, minlength=n) if prompt_index.size and prompt_index.min() >= 0 else None
-    ok = sizes is not None and sizes.shape[0] == n and np.all(np.diff(prompt_index) >= 0)
-    _expect(bool(ok), "must list, for each completion row, its prompt 0..n-1 in nondecreasing order",
-            "prompt_index")
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    groups = []
-    if "group_names" in data:
-        go = data["group_offsets"]
-        for g, gname in enumerate(data["group_names"]):
-            groups.append(Group(str(gname), data["group_prompts"][go[g]:go[g + 1]],
-                                float(data["group_budgets"][g])))
-    texts = {}
-    for name in ("prompt", "completion"):
-        present = [f"{name}_text_bytes" in data, f"{name}_text_offsets" in data]
-        _expect(present[0] == present[1], "needs both _text_bytes and _text_offsets", f"{name}_text_bytes")
-        texts[name] = (_unpack_texts(data[f"{name}_text_bytes"], data[f"{name}_text_offsets"], name)
-                       if present[0] else None)
-    meta["rounds"] = tuple(meta.get("rounds") or ())
-    empty = np.zeros((0, 2), dtype=np.int64)
-    return Instance(
-        labeled_wins=data.get("labeled_wins"),
-        prompt_texts=texts["prompt"],
-        completion_texts=texts["completion"],
-        prompt_ids=data["prompt_ids"],
-        prompt_offsets=offsets,
-        completion_ids=data["completion_ids"],
-        features=data["features"],
-        scores=data.get("score"),
-        prompt_max_pairs=data.get("prompt_max_pairs"),
-        pairs=data.get("pairs"),
-        pair_costs=data.get("pair_costs"),
-        fixed_in=data.get("fixed_in", empty),
-        fixed_out=data.get("fixed_out", empty),
-        labeled=data.get("labeled", empty),
-        labeled_counts=data.get("labeled_counts"),
-        groups=tuple(groups),
-        **{key: meta[key] for key in meta},
-    )
-
-
 # ---------------------------------------------------------------------------------- files
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
@@ -997,41 +674,33 @@ def _suffix(path: Path) -> str:
 
 
 def load_instance(path: str | os.PathLike) -> Instance:
-    """Read an instance from a ``.json`` or ``.npz`` file.
+    """Read an instance from a ``.json`` or ``.npz`` file (formats in :mod:`pairdesign.formats`).
 
     Raises :class:`InstanceError` whose message names the file, the field and the row.
     """
+    from .formats.instance_json import read_instance_json
+    from .formats.instance_npz import read_instance_npz
+
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
         raise InstanceError("no such file", source=str(path))
     try:
-        if suffix == ".json":
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    doc = json.load(handle, parse_constant=_reject_constant)
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise InstanceError(f"not valid JSON: {exc}") from None
-            return _instance_from_json(doc)
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                data = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise InstanceError(f"not a readable NPZ archive: {exc}") from None
-        return _instance_from_npz(data)
+        return read_instance_json(path) if suffix == ".json" else read_instance_npz(path)
     except InstanceError as exc:
         raise exc.with_source(str(path)) from None
 
 
 def save_instance(instance: Instance, path: str | os.PathLike) -> None:
     """Write an instance as ``.json`` or ``.npz`` (chosen by the suffix), atomically."""
+    from .formats.instance_json import write_instance_json
+    from .formats.instance_npz import write_instance_npz
+
     path = Path(path)
     if _suffix(path) == ".json":
-        with atomic_write(path, "w", encoding="utf-8") as handle:
-            handle.write(_compact_json(_instance_to_json(instance)) + "\n")
+        write_instance_json(instance, path)
     else:
-        with atomic_write(path, "wb") as handle:
-            np.savez(handle, **_instance_to_npz(instance))
+        write_instance_npz(instance, path)
 
 
 def instances_equal(a: Instance, b: Instance) -> bool:
@@ -1040,7 +709,7 @@ def instances_equal(a: Instance, b: Instance) -> bool:
         x, y = getattr(a, f.name), getattr(b, f.name)
         if f.name == "groups":
             if len(x) != len(y) or any(
-                g.name != h.name or g.budget != h.budget or not np.array_equal(g.prompts, h.prompts)
+                g.name != h.name or g.budget != h.budget or g.min_pairs != h.min_pairs or not np.array_equal(g.prompts, h.prompts)
                 for g, h in zip(x, y)
             ):
                 return False

@@ -10,9 +10,9 @@ from hypothesis import given, settings, strategies as st
 import pairdesign
 from helpers import random_instance
 from pairdesign import SolutionStatus, solve
-from pairdesign.constraints import linear_constraints
+from pairdesign.polytope import linear_constraints
 from pairdesign.solvers import support_newton
-from pairdesign.solvers.linear_oracle import LinearOracle
+from pairdesign.oracle import LinearOracle
 
 seeds = st.integers(0, 2**32 - 1)
 

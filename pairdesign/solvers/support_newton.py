@@ -37,16 +37,19 @@ over all pairs does, as before.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import scipy.linalg as sla
 
 from ..information import Criterion
+
+if TYPE_CHECKING:
+    from ..polytope import Polytope
+    from ..pool import CandidatePool
 
 log = logging.getLogger(__name__)
 
@@ -308,45 +311,40 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
     return NewtonOutcome(n=n, M=M, steps=steps, restricted_gap=rgap)
 
 
-def applies(kind: str, lc, x: np.ndarray | None) -> bool:
+def applies(kind: str | None, lc: "Polytope", x: np.ndarray | None) -> bool:
     """The phase is for a budget row and bounds only (the knapsack oracle's polytope), with the
     budget spent at ``x`` (if given): f grows with every n_p, so the optimum spends it all."""
-    if kind != "knapsack" or lc.A.shape[0] != 1:  # one row: the budget
+    if kind != "knapsack" or lc.n_rows != 1 or lc.has_row_lower:  # one row: the budget
         return False
     budget = float(lc.b[0])
     return x is None or float((lc.A[0] @ x)[0]) >= budget - 1e-9 * max(1.0, abs(budget))
 
 
-def spread_start(instance, lc, g: np.ndarray) -> np.ndarray:
+def spread_start(pool: "CandidatePool", lc: "Polytope", g: np.ndarray) -> np.ndarray:
     """A first design for the knapsack polytope: the linear oracle's vertex for the gains g with
     every upper bound lowered to B / (c_p k), k = 4 d, so that the budget is spread over at least
     k pairs of largest gain per cost (a full-rank M where the oracle's own vertex may put the whole
     budget on one pair)."""
-    from .linear_oracle import LinearOracle
-
-    k = 4 * instance.dim
-    cost = instance.candidates.cost
-    room = lc.lower + np.maximum(float(lc.b[0]) - float(cost @ lc.lower), 0.0) / (k * cost)
-    spread = dataclasses.replace(lc, upper=np.minimum(lc.upper, np.maximum(room, lc.lower)))
-    s, _ = LinearOracle(instance, spread).maximize(g)
-    if float(cost @ s) < float(lc.b[0]) - 1e-9 * max(1.0, float(lc.b[0])):  # too few pairs: the vertex
-        s, _ = LinearOracle(instance, lc).maximize(g)
+    k = 4 * pool.dim
+    cost = pool.pairs.cost
+    budget = float(lc.b[0])
+    room = lc.lower + np.maximum(budget - float(cost @ lc.lower), 0.0) / (k * cost)
+    s, _ = pool.oracle(lc.restrict(lc.lower, np.minimum(lc.upper, np.maximum(room, lc.lower)))).maximize(g)
+    if float(cost @ s) < budget - 1e-9 * max(1.0, budget):  # too few pairs: the oracle's vertex
+        s, _ = pool.oracle(lc).maximize(g)
     return np.clip(s, lc.lower, lc.upper)
 
 
-def improve_working_set(instance, crit: Criterion, lc, work: np.ndarray, x: np.ndarray,
-                        M: np.ndarray, tol: float,
+def improve_working_set(pool: "CandidatePool", crit: Criterion, lc: "Polytope", work: np.ndarray,
+                        x: np.ndarray, M: np.ndarray, tol: float,
                         out_of_time: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, int, float]:
     """:func:`newton_on_working_set` on the pairs ``work`` of the whole design ``x`` (every pair
     outside ``work`` at its lower bound); returns the new design, the number of steps and the
     restricted gap last measured (:class:`NewtonOutcome`)."""
-    from ..information import centered_features
-
-    cand = instance.candidates
-    phi = centered_features(instance)
-    Z = phi[cand.j[work]] - phi[cand.k[work]]
-    out = newton_on_working_set(crit, Z, cand.weight[work], cand.cost[work], lc.lower[work],
-                                lc.upper[work], x[work], M, tol, out_of_time=out_of_time)
+    cand = pool.pairs
+    out = newton_on_working_set(crit, pool.features(work), cand.weight[work], cand.cost[work],
+                                lc.lower[work], lc.upper[work], x[work], M, tol,
+                                out_of_time=out_of_time)
     x = x.copy()
     x[work] = out.n
     log.debug("working-set Newton: %d steps on %d pairs, restricted gap %.3g", out.steps, work.size,

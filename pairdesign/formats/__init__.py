@@ -1,0 +1,1 @@
+"""File formats: how pairdesign's data is read from and written to disk."""
