@@ -6,7 +6,7 @@ times that outcome was seen), the fit minimises
 
     L(theta) = sum_m c_m [ log(1 + exp(theta^T z_m)) - y_m theta^T z_m ] + (ridge / 2) ||theta||^2
 
-which is exactly DPO with a log-linear policy (DESIGN.md section 2). Its Hessian at theta,
+which is exactly DPO with a log-linear policy (docs/design.md section 2). Its Hessian at theta,
 
     ridge * I + sum_m c_m s_m (1 - s_m) z_m z_m^T,    s_m = sigmoid(theta^T z_m),
 

@@ -1,6 +1,6 @@
 """The information core: M(n), the criteria, their gains and rank-one updates.
 
-The one home of the math of DESIGN.md sections 2, 3 and 6.
+The one home of the math of docs/design.md sections 2, 3 and 6.
 
 A design gives candidate pair p = (i, j, k) a number of labels n_p; with ``z_p = phi_j - phi_k``
 and Bradley-Terry weight ``w_p``, its information matrix is
@@ -160,7 +160,7 @@ class Criterion:
         return self.__dict__["_factor"]
 
     def value(self, M: np.ndarray) -> float:
-        """f(M), exactly as in DESIGN.md section 3 (natural log, unnormalised M)."""
+        """f(M), exactly as in docs/design.md section 3 (natural log, unnormalised M)."""
         chol = _cholesky(M)
         if self.name == "D":
             return float(2.0 * np.log(np.diag(chol)).sum())

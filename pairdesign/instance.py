@@ -2,14 +2,14 @@
 
 An instance holds, for each prompt, its completions (ids, feature vectors ``phi[i,j]`` in R^d and
 optional pilot scores), the candidate pairs (every pair within a prompt, or an explicit list with
-optional costs), and the constraints of DESIGN.md section 4: the budget, per-prompt and
+optional costs), and the constraints of docs/design.md section 4: the budget, per-prompt and
 per-completion caps, labels per pair, pairs fixed in or out, pairs already labeled (they enter M0
 and are not candidates) and group budgets.
 
 Completions are stored row-wise, grouped by prompt: the rows of prompt ``i`` are
 ``prompt_offsets[i]:prompt_offsets[i+1]``. Pairs are referenced by global completion rows.
 
-Two file forms carry the same meaning: JSON (``pairdesign.instance/1``, DESIGN.md section 9) for
+Two file forms carry the same meaning: JSON (``pairdesign.instance/1``, docs/design.md section 9) for
 small and hand-written instances, and NPZ (one row per completion, plus optional pair tables) for
 large ones; both round-trip exactly. Their readers and writers live in
 :mod:`pairdesign.formats.instance_json` and :mod:`pairdesign.formats.instance_npz`; this module
@@ -65,7 +65,7 @@ class Candidates:
 
     ``j[p], k[p]`` are global completion rows of the same prompt ``prompt[p]``; ``cost`` is c_p,
     ``lower``/``upper`` bound the number of labels n_p (``lower`` is 1 for pairs fixed in),
-    ``weight`` is the Bradley-Terry weight w_p (DESIGN.md section 2).
+    ``weight`` is the Bradley-Terry weight w_p (docs/design.md section 2).
     """
 
     j: np.ndarray
@@ -674,7 +674,9 @@ def _suffix(path: Path) -> str:
 
 
 def load_instance(path: str | os.PathLike) -> Instance:
-    """Read an instance from a ``.json`` or ``.npz`` file (formats in :mod:`pairdesign.formats`).
+    """Read an instance from a ``.json`` or ``.npz`` file (formats in :mod:`pairdesign.formats`),
+    or a ``.zarr`` store (:func:`pairdesign.store.load_store`: in memory when it fits, else a
+    lazily opened :class:`~pairdesign.store.InstanceStore` that ``solve`` runs on the Dask pool).
 
     Raises :class:`InstanceError` whose message names the file, the field and the row.
     """
@@ -682,6 +684,9 @@ def load_instance(path: str | os.PathLike) -> Instance:
     from .formats.instance_npz import read_instance_npz
 
     path = Path(path)
+    if path.suffix.lower() == ".zarr":  # the chunked store: in memory when it fits
+        from .store import load_store
+        return load_store(path)  # type: ignore[return-value]
     suffix = _suffix(path)
     if not path.is_file():
         raise InstanceError("no such file", source=str(path))
@@ -697,6 +702,10 @@ def save_instance(instance: Instance, path: str | os.PathLike) -> None:
     from .formats.instance_npz import write_instance_npz
 
     path = Path(path)
+    if path.suffix.lower() == ".zarr":
+        from .store import save_store
+        save_store(instance, path)
+        return
     if _suffix(path) == ".json":
         write_instance_json(instance, path)
     else:

@@ -1,4 +1,4 @@
-"""The linear constraints of DESIGN.md section 4, checked for a whole design or kept pair by pair.
+"""The linear constraints of docs/design.md section 4, checked for a whole design or kept pair by pair.
 
     budget:          sum_p c_p n_p <= B
     per prompt:      sum_{p in prompt i} n_p <= m_i

@@ -1,4 +1,4 @@
-"""The information core against naive dense computations (DESIGN.md sections 2, 3, 6)."""
+"""The information core against naive dense computations (docs/design.md sections 2, 3, 6)."""
 
 import numpy as np
 import pytest

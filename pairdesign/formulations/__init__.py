@@ -1,1 +1,1 @@
-"""The explicit programs of DESIGN.md section 5, apart from the math in ``information.py``."""
+"""The explicit programs of docs/design.md section 5, apart from the math in ``information.py``."""

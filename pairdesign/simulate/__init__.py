@@ -1,4 +1,4 @@
-"""The downstream study (DESIGN.md section 7): a synthetic DPO world with an exact policy gap,
+"""The downstream study (docs/design.md section 7): a synthetic DPO world with an exact policy gap,
 the designs compared, and the label savings."""
 
 from .ceiling import first_order_gap, run_ceiling, savings_ceiling, variance_bound

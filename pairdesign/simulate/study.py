@@ -1,6 +1,6 @@
 """The study: run every design at every budget on seeded worlds; the CSV, the label savings.
 
-Label savings of design X over baseline Y at budget B (DESIGN.md section 7): with ``g_X(B)`` the
+Label savings of design X over baseline Y at budget B (docs/design.md section 7): with ``g_X(B)`` the
 median gap of X over seeds, ``n_Y(g)`` the labels Y needs for a median gap g (log-log
 interpolation of Y's median curve, made non-increasing), the saving is ``n_Y(g_X(B)) / B``.
 Against the *best baseline* it is ``min_Y n_Y(g_X(B)) / B`` (the baseline picked per budget after

@@ -1,4 +1,4 @@
-"""The synthetic DPO world of DESIGN.md section 7: prompts, completions, a true reward, labels,
+"""The synthetic DPO world of docs/design.md section 7: prompts, completions, a true reward, labels,
 the DPO fit and the exact policy gap.
 
 Features follow the generator's distributions (:mod:`pairdesign.generate`): for prompt i and

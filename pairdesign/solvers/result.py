@@ -49,7 +49,7 @@ class Result:
     ``pairs`` lists the selected pairs as ``(prompt_id, completion_id, completion_id)``, once per
     label; ``counts[p]`` is n_p for every candidate pair p of the instance. A fractional design
     (the relaxation) lists each pair of positive weight once, with ``weights`` beside ``pairs``. ``objective`` is
-    f(M(n)) recomputed from the instance (DESIGN.md section 3); ``bound`` is a proven upper bound
+    f(M(n)) recomputed from the instance (docs/design.md section 3); ``bound`` is a proven upper bound
     on the optimum (None where the method has none) and ``gap = bound - objective``.
     """
 
