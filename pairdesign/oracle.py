@@ -13,6 +13,8 @@ Only pairs with a positive g can help; the start is n = lower (pairs fixed in).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .polytope import Polytope
@@ -68,7 +70,15 @@ class LinearOracle:
         s = self.lower.copy()
         room = self.upper - self.lower
         useful = np.flatnonzero((g > 0) & (room > 0))
-        order = useful[np.argsort(-(g[useful] / self.cost[useful]), kind="stable")]
+        ratio = g[useful] / self.cost[useful]
+        spend = room[useful] * self.cost[useful]
+        # only the k largest ratios can be taken, k = the pairs the budget fills at the least spend
+        need = self.budget_left / max(float(spend.min(initial=math.inf)), 1e-300)
+        k = math.ceil(need) + 1 if need < useful.size // 2 else useful.size
+        if k < useful.size:
+            useful = useful[np.argpartition(-ratio, k)[:k]]
+            ratio = g[useful] / self.cost[useful]
+        order = useful[np.argsort(-ratio, kind="stable")]
         spend = room[order] * self.cost[order]
         before = np.cumsum(spend) - spend
         take = np.clip((self.budget_left - before) / self.cost[order], 0.0, room[order])

@@ -19,6 +19,12 @@ or a bounded scalar search for A and L, within the largest step the constraints 
 test on the rows of A). Gains on S are kept exact by rank-one updates (O(|S| d) per exchange).
 When no exchange within S helps, a Frank-Wolfe step towards s (exact line search through the
 generalised eigenvalues of the step) moves every coordinate at once.
+
+When the polytope is a budget row and per-pair bounds (the knapsack oracle's case) and the budget
+is spent, a projected Newton method on a larger working set (:mod:`.support_newton`) replaces the
+exchanges: it solves the working set's problem to a tenth of the target, so that the next
+certificate mostly only has to confirm it; the first design then spreads the budget over the 4 d
+pairs of largest gain per cost (the oracle's own vertex may be a single pair).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from ..information import Criterion, PairForms, RankOneInverse, gains, informati
 from ..pool import CandidatePool, top_indices
 from .base import Context
 from ..backends.highs import new_highs
+from . import support_newton
 from .result import TerminationCondition
 
 _EPS = 1e-12
@@ -382,7 +389,9 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
     pool = ctx.pool
     oracle = pool.oracle(lc)
     M0 = information_matrix(inst, lc.lower, pool)
-    if start is None:
+    if start is None and support_newton.applies(getattr(oracle, "kind", None), lc, None):
+        x = support_newton.spread_start(pool, lc, gains(inst, M0, crit, pool))
+    elif start is None:
         x = shrink_into(lc, oracle.maximize(gains(inst, M0, crit, pool))[0])
     else:  # pulled into the polytope: a parent's design clipped to a child's box may break a row
         x = shrink_into(lc, np.asarray(start, dtype=np.float64))
@@ -431,6 +440,25 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         if room.size > extra:
             room = pool.top(ratio[room], extra, among=room)
         work = np.union1d(support, room)
+        # ---- projected Newton on a working set (solvers/support_newton.py): budget and bounds only
+        if not stalled and support_newton.applies(getattr(oracle, "kind", None), lc, x):
+            room = np.flatnonzero(x < lc.upper - _EPS)
+            extra = max(4000, support.size)
+            if room.size > extra:
+                room = pool.top(ratio[room], extra, among=room)
+            inner_tol = max(0.1 * target, 1e-6 * gap)
+            x_new, steps, inner_gap = support_newton.improve_working_set(
+                pool, crit, lc, np.union1d(support, room), x, M, tol=inner_tol,
+                out_of_time=ctx.out_of_time)
+            newton_steps += steps
+            x_new = shrink_into(lc, x_new)
+            # kept if it solved the working set's problem or gained at least 1e-3 of the gap;
+            # otherwise the pairwise exchanges below take over for this iteration
+            if steps and (inner_gap <= inner_tol
+                          or crit.value(information_matrix(inst, x_new, pool)) - value > 1e-3 * gap):
+                x = x_new
+                continue
+        # ---- end of the working-set Newton phase
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
             gamma = 0.0
             if work.size <= NEWTON_MAX_PAIRS:

@@ -1,0 +1,352 @@
+"""Projected Newton on a working set of pairs, for a budget row and per-pair bounds.
+
+The relaxation restricted to a working set S (every pair outside S stays at its lower bound),
+
+    maximise f(M0' + sum_{p in S} n_p w_p z_p z_p^T)   s.t.  c_S^T n_S = B_S,  l_S <= n_S <= u_S,
+
+with B_S the budget the pairs of S spend now (the budget row is tight: f grows with every n_p),
+is small: its optimum has at most about d(d+1)/2 pairs strictly between their bounds. It is solved
+by a projected Newton method in the manner of Bertsekas (1982):
+
+1. the gains g = df/dn_S and their ratios r = g / c; the multiplier estimate lambda, the mean
+   ratio of the pairs strictly inside their bounds (weighted by c_p n_p);
+2. the free set F = N + T: the block N holds the pairs strictly inside their bounds (at most
+   ``max_free``, largest c_p n_p first; doubled up to ``max_block`` whenever a step cut the
+   restricted gap by less than 4) and, growing by half its size per step, the pairs that
+   violate most: at the lower bound with r_p > lambda (they want in) or at the upper bound with
+   r_p < lambda (they want out), as many of each; the tail T holds the other violators and the
+   pairs inside their bounds beyond the block's size; every other pair keeps its value;
+3. the direction with the budget kept, B delta = g_F - nu c_F, c_F^T delta = 0, where
+   B = blockdiag(H_NN + mu I, diag(H_TT) + mu I) and H = -Hess f,
+
+       D:     H_pq = w_p w_q (z_p^T M^-1 z_q)^2
+       A, L:  H_pq = 2 w_p w_q (z_p^T M^-1 z_q)(z_p^T M^-1 K M^-1 z_q)   (K = I or H)
+
+   (Schur products of PSD matrices: PSD; mu a small ridge for |N| above the rank d(d+1)/2):
+   Newton on the block, a diagonally scaled step for the many pairs of the tail (two-metric
+   projection: the tail moves to its bounds in bulk at the cost of the block's factorisation);
+   pairs next to a bound the step pushes them through, and that want to be there, are set to
+   it (Bertsekas's epsilon-active set) and the direction is recomputed on the others;
+4. an Armijo search along the projected arc n(t) = P(n_F + t delta), P the projection onto
+   {c_F^T n = c_F^T n_F, l_F <= n <= u_F} (a clip with one multiplier, found by bisection).
+
+The stopping test is the exact gap of the restricted problem (its own linear oracle: the
+fractional knapsack on S). This gives no certificate for the whole problem: the caller's gain pass
+over all pairs does, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..information import Criterion
+
+if TYPE_CHECKING:
+    from ..polytope import Polytope
+    from ..pool import CandidatePool
+
+log = logging.getLogger(__name__)
+
+_AT_BOUND = 1e-12  # relative: n_p within this of a bound counts as at the bound
+
+
+@dataclass
+class NewtonOutcome:
+    """The result of :func:`newton_on_working_set`."""
+
+    n: np.ndarray  # the new values on the working set
+    M: np.ndarray  # the information matrix at them
+    steps: int  # accepted Newton steps
+    restricted_gap: float  # the last one measured: at ``n`` unless the step limit or the clock ended the run
+
+
+def criterion_forms(crit: Criterion, Z: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows Y1, Y2 with Y1 Y1^T = Z M^-1 Z^T and Y2 Y2^T = Z (df/dM) Z^T, so that the gains are
+    w |y2_p|^2 (Y2 is Y1 for D)."""
+    chol = np.linalg.cholesky(M)
+    Y1 = Z @ sla.solve_triangular(chol, np.eye(M.shape[0]), lower=True).T  # rows L^-1 z
+    if crit.name == "D":
+        return Y1, Y1
+    Minv = sla.cho_solve((chol, True), np.eye(M.shape[0]))
+    factor = Minv if crit.name == "A" else Minv @ crit.H_factor
+    return Y1, Z @ factor
+
+
+def criterion_hessian(crit: Criterion, w: np.ndarray, Y1: np.ndarray, Y2: np.ndarray) -> np.ndarray:
+    """-Hess f over the given pairs (module docstring, step 3)."""
+    G1 = Y1 @ Y1.T
+    if crit.name == "D":
+        H = G1 * G1
+    else:
+        H = 2.0 * G1 * (Y2 @ Y2.T)
+    H *= np.outer(w, w)
+    return 0.5 * (H + H.T)
+
+
+def criterion_hessian_diagonal(crit: Criterion, w: np.ndarray, Y1: np.ndarray,
+                               Y2: np.ndarray) -> np.ndarray:
+    """The diagonal of :func:`criterion_hessian`: w^2 q1^2 (D), 2 w^2 q1 q2 (A, L)."""
+    q1 = np.einsum("ij,ij->i", Y1, Y1)
+    if crit.name == "D":
+        return (w * q1) ** 2
+    return 2.0 * w * w * q1 * np.einsum("ij,ij->i", Y2, Y2)
+
+
+def knapsack_top(g: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                 budget: float) -> tuple[float, float]:
+    """max g^T s over {c^T s <= budget, lower <= s <= upper} (the fractional knapsack), and the
+    ratio g/c of the last pair it takes (the knapsack's price)."""
+    s = lower.copy()
+    left = budget - float(cost @ lower)
+    useful = np.flatnonzero((g > 0) & (upper > lower))
+    order = useful[np.argsort(-(g[useful] / cost[useful]), kind="stable")]
+    spend = (upper[order] - lower[order]) * cost[order]
+    before = np.cumsum(spend) - spend
+    take = np.clip((left - before) / cost[order], 0.0, upper[order] - lower[order])
+    s[order] += take
+    taken = order[take > 0]
+    price = float(g[taken[-1]] / cost[taken[-1]]) if taken.size else 0.0
+    return float(g @ s), price
+
+
+def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                       spend: float) -> np.ndarray:
+    """The Euclidean projection of y onto {c^T n = spend, lower <= n <= upper}:
+    n = clip(y - nu c, lower, upper) with nu solving c^T n(nu) = spend (monotone in nu:
+    bisection to a bracket, then the linear piece in it)."""
+    def spent(nu: float) -> float:
+        return float(cost @ np.clip(y - nu * cost, lower, upper))
+
+    lo, hi = -1.0, 1.0
+    while spent(lo) < spend and lo > -1e300:
+        lo *= 2.0
+    while spent(hi) > spend and hi < 1e300:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if spent(mid) > spend:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-15 * max(1.0, abs(lo), abs(hi)):
+            break
+    nu = 0.5 * (lo + hi)
+    free = (y - nu * cost > lower) & (y - nu * cost < upper)
+    if free.any():  # exact on the piece: sum_free c (y - nu c) + sum_fixed c n = spend
+        fixed = np.clip(y - nu * cost, lower, upper)
+        rest = float(cost[~free] @ fixed[~free])
+        nu_exact = (float(cost[free] @ y[free]) + rest - spend) / float(cost[free] @ cost[free])
+        if lo - 1e-12 * abs(lo) <= nu_exact <= hi + 1e-12 * abs(hi):
+            nu = nu_exact
+    return np.clip(y - nu * cost, lower, upper)
+
+
+def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray | None:
+    """delta = argmax g^T delta - 1/2 delta^T B delta  s.t.  c^T delta = 0, with the scaling
+    B = blockdiag(H + mu I, diag(tail) + mu I): the dense Hessian on the first pairs, its diagonal
+    on the others (a two-metric step: many pairs move at the cost of a small factorisation).
+    (B delta = g - nu c, nu = c^T B^-1 g / c^T B^-1 c.) H is PSD but singular beyond d(d+1)/2
+    pairs: mu starts at 1e-10 of the mean diagonal and grows until the factorisation holds and
+    delta is an ascent direction (g^T delta > 0)."""
+    k = H.shape[0]
+    scale = float(np.trace(H) + tail.sum()) / max(g.size, 1)
+    if not scale > 0:
+        return None
+    for mu in scale * np.array([1e-10, 1e-8, 1e-6, 1e-4, 1e-2]):
+        a, b = np.empty(g.size), np.empty(g.size)
+        if k:
+            try:
+                chol = sla.cho_factor(H + mu * np.eye(k), lower=True, check_finite=False)
+            except np.linalg.LinAlgError:
+                continue
+            a[:k] = sla.cho_solve(chol, g[:k], check_finite=False)
+            b[:k] = sla.cho_solve(chol, c[:k], check_finite=False)
+        a[k:], b[k:] = g[k:] / (tail + mu), c[k:] / (tail + mu)
+        delta = a - (float(c @ a) / float(c @ b)) * b
+        if np.all(np.isfinite(delta)) and float(g @ delta) > 0:
+            return delta
+    return None
+
+
+def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: np.ndarray,
+                          lower: np.ndarray, upper: np.ndarray, n: np.ndarray, M: np.ndarray,
+                          tol: float, *, max_steps: int = 100, max_free: int = 1000,
+                          max_block: int = 3000,
+                          out_of_time: Callable[[], bool] = lambda: False) -> NewtonOutcome:
+    """Projected Newton steps on the working set (rows ``Z``, weights ``w``, costs, bounds, current
+    values ``n``; ``M`` the information matrix of the whole current design) until the restricted
+    gap is at most ``tol`` or no step improves f. Returns the new values and M."""
+    n = np.array(n, dtype=np.float64)
+    M = np.array(M, dtype=np.float64)
+    spend = float(cost @ n)
+    width = np.maximum(upper - lower, 1.0)
+    value = crit.value(M)
+    steps = 0
+    rgap = math.inf
+    block_size = max_free
+    for _ in range(max_steps):
+        if out_of_time():
+            break
+        Y1, Y2 = criterion_forms(crit, Z, M)
+        g = w * np.einsum("ij,ij->i", Y2, Y2)
+        top, price = knapsack_top(g, cost, lower, upper, spend)
+        last_gap, rgap = rgap, top - float(g @ n)
+        if rgap > 0.25 * last_gap and block_size < max_block:  # slow (the diagonal tail)
+            block_size = min(2 * block_size, max_block)
+        if rgap <= tol:
+            break
+        r = g / cost
+        at_lower = n <= lower + _AT_BOUND * width
+        at_upper = n >= upper - _AT_BOUND * width
+        inside = ~(at_lower | at_upper)
+        lam = (float(np.sum(r[inside] * cost[inside] * n[inside]) / np.sum(cost[inside] * n[inside]))
+               if inside.any() and np.sum(cost[inside] * n[inside]) > 0 else price)
+        free = np.flatnonzero(inside)
+        overflow = free[:0]
+        if free.size > block_size:  # the pairs of largest n c in the block, the rest in the tail
+            order = np.argpartition(-(n[free] - lower[free]) * cost[free], block_size)
+            free, overflow = free[order[:block_size]], free[order[block_size:]]
+        # the Newton block grows by at most half its size per step (|N|^3 stays small), with as
+        # many pairs that want in as pairs that want out; the other pairs that want to move get
+        # the Hessian's diagonal (module docstring, step 3)
+        room = min(block_size - free.size, max(64, free.size // 2)) // 2
+        block, tail = [free], [overflow]
+        for want in (np.where(at_lower, r - lam, 0.0), np.where(at_upper, lam - r, 0.0)):
+            movers = np.flatnonzero(want > 0)
+            if movers.size > room:
+                order = np.argpartition(-want[movers], room)
+                block.append(movers[order[:room]])
+                tail.append(movers[order[room:]])
+            else:
+                block.append(movers)
+        N = np.unique(np.concatenate(block))
+        D = np.setdiff1d(np.concatenate(tail), N) if tail else np.zeros(0, dtype=np.int64)
+        F = np.concatenate([N, D])
+        if F.size < 2:
+            log.debug("working-set Newton: free set of %d pairs", F.size)
+            break
+        H = criterion_hessian(crit, w[N], Y1[N], Y2[N])
+        hD = criterion_hessian_diagonal(crit, w[D], Y1[D], Y2[D])
+        cF, gF, nF, lF, uF = cost[F], g[F], n[F], lower[F], upper[F]
+        at_lower_F, at_upper_F = at_lower[F], at_upper[F]
+
+        def direction(keep: np.ndarray) -> np.ndarray | None:
+            kN = keep[:N.size]
+            step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF[keep], cF[keep])
+            if step is None:
+                return None
+            full = np.zeros(F.size)
+            full[keep] = step
+            return full
+
+        # pairs at a bound that the direction pushes outwards stay there (the active set), and
+        # the epsilon-active pairs (Bertsekas): those the step would push through a bound they
+        # are next to and that want to be there go to it; the direction is recomputed on the rest
+        inside_F = ~at_lower_F & ~at_upper_F
+        # "next to a bound": within 1e-3 of the step and of the typical distance of a pair to its bound
+        eps = 1e-3 * float(np.mean(np.minimum(nF - lF, uF - nF)[inside_F])) if inside_F.any() else 0.0
+        keep = np.ones(F.size, dtype=bool)
+        snap = np.zeros(F.size, dtype=bool)
+        snap_lower = np.zeros(F.size, dtype=bool)
+        delta = None
+        for rounds in range(3):
+            if keep.sum() < 2:
+                delta = None
+                break
+            delta = direction(keep)
+            if delta is None:
+                break
+            outward = keep & ((at_lower_F & (delta < 0)) | (at_upper_F & (delta > 0)))
+            near = keep & ~at_lower_F & ~at_upper_F & (
+                ((delta < 0) & (nF - lF < np.minimum(-1e-3 * delta, eps)) & (r[F] < lam))
+                | ((delta > 0) & (uF - nF < np.minimum(1e-3 * delta, eps)) & (r[F] > lam)))
+            if not (outward.any() or near.any()):
+                break
+            keep &= ~(outward | near)
+            snap |= near
+            snap_lower |= near & (delta < 0)
+            if rounds == 2:  # no third factorisation: the last ones just stay (Armijo checks)
+                delta[~keep] = 0.0
+        if delta is None:
+            log.debug("working-set Newton: no ascent direction on %d pairs", F.size)
+            break
+        # the pairs that stay go nowhere, the snapped ones to their bound; the projection keeps
+        # the budget on the pairs that move
+        fixed = np.where(snap, np.where(snap_lower, lF, uF), nF)
+        spend_keep = float(cF @ nF) - float(cF[~keep] @ fixed[~keep])
+        t, accepted, rise = 1.0, False, 0.0
+        for _ in range(40):
+            trial = fixed.copy()
+            trial[keep] = project_budget_box(nF[keep] + t * delta[keep], cF[keep], lF[keep],
+                                             uF[keep], spend_keep)
+            move = trial - nF
+            rise = float(g[F] @ move)
+            if rise <= 0:
+                t *= 0.5
+                continue
+            M_trial = M + Z[F].T @ ((w[F] * move)[:, None] * Z[F])
+            M_trial = 0.5 * (M_trial + M_trial.T)
+            try:
+                trial_value = crit.value(M_trial)
+            except ValueError:
+                t *= 0.5
+                continue
+            if trial_value >= value + 1e-4 * rise:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            log.debug("working-set Newton: no step on %d free pairs (rgap %.3g, last rise %.3g)",
+                      F.size, rgap, rise)
+            break
+        n[F] = trial
+        M, value = M_trial, trial_value
+        steps += 1
+    return NewtonOutcome(n=n, M=M, steps=steps, restricted_gap=rgap)
+
+
+def applies(kind: str | None, lc: "Polytope", x: np.ndarray | None) -> bool:
+    """The phase is for a budget row and bounds only (the knapsack oracle's polytope), with the
+    budget spent at ``x`` (if given): f grows with every n_p, so the optimum spends it all."""
+    if kind != "knapsack" or lc.n_rows != 1 or lc.has_row_lower:  # one row: the budget
+        return False
+    budget = float(lc.b[0])
+    return x is None or float((lc.A[0] @ x)[0]) >= budget - 1e-9 * max(1.0, abs(budget))
+
+
+def spread_start(pool: "CandidatePool", lc: "Polytope", g: np.ndarray) -> np.ndarray:
+    """A first design for the knapsack polytope: the linear oracle's vertex for the gains g with
+    every upper bound lowered to B / (c_p k), k = 4 d, so that the budget is spread over at least
+    k pairs of largest gain per cost (a full-rank M where the oracle's own vertex may put the whole
+    budget on one pair)."""
+    k = 4 * pool.dim
+    cost = pool.pairs.cost
+    budget = float(lc.b[0])
+    room = lc.lower + np.maximum(budget - float(cost @ lc.lower), 0.0) / (k * cost)
+    s, _ = pool.oracle(lc.restrict(lc.lower, np.minimum(lc.upper, np.maximum(room, lc.lower)))).maximize(g)
+    if float(cost @ s) < budget - 1e-9 * max(1.0, budget):  # too few pairs: the oracle's vertex
+        s, _ = pool.oracle(lc).maximize(g)
+    return np.clip(s, lc.lower, lc.upper)
+
+
+def improve_working_set(pool: "CandidatePool", crit: Criterion, lc: "Polytope", work: np.ndarray,
+                        x: np.ndarray, M: np.ndarray, tol: float,
+                        out_of_time: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, int, float]:
+    """:func:`newton_on_working_set` on the pairs ``work`` of the whole design ``x`` (every pair
+    outside ``work`` at its lower bound); returns the new design, the number of steps and the
+    restricted gap last measured (:class:`NewtonOutcome`)."""
+    cand = pool.pairs
+    out = newton_on_working_set(crit, pool.features(work), cand.weight[work], cand.cost[work],
+                                lc.lower[work], lc.upper[work], x[work], M, tol,
+                                out_of_time=out_of_time)
+    x = x.copy()
+    x[work] = out.n
+    log.debug("working-set Newton: %d steps on %d pairs, restricted gap %.3g", out.steps, work.size,
+              out.restricted_gap)
+    return x, out.steps, out.restricted_gap
