@@ -71,17 +71,16 @@ def criterion_forms(crit: Criterion, Z: np.ndarray, M: np.ndarray) -> tuple[np.n
     w |y2_p|^2 (Y2 is Y1 for D)."""
     chol = np.linalg.cholesky(M)
     Y1 = Z @ sla.solve_triangular(chol, np.eye(M.shape[0]), lower=True).T  # rows L^-1 z
-    if crit.name == "D":
+    if crit.is_log_det:
         return Y1, Y1
     Minv = sla.cho_solve((chol, True), np.eye(M.shape[0]))
-    factor = Minv if crit.name == "A" else Minv @ crit.H_factor
-    return Y1, Z @ factor
+    return Y1, Z @ crit.gradient_factor(None, Minv)  # R2 R2^T = df/dM: M^-1 (A), M^-1 H^1/2 (L)
 
 
 def criterion_hessian(crit: Criterion, w: np.ndarray, Y1: np.ndarray, Y2: np.ndarray) -> np.ndarray:
     """-Hess f over the given pairs (module docstring, step 3)."""
     G1 = Y1 @ Y1.T
-    if crit.name == "D":
+    if crit.is_log_det:
         H = G1 * G1
     else:
         H = 2.0 * G1 * (Y2 @ Y2.T)
@@ -93,7 +92,7 @@ def criterion_hessian_diagonal(crit: Criterion, w: np.ndarray, Y1: np.ndarray,
                                Y2: np.ndarray) -> np.ndarray:
     """The diagonal of :func:`criterion_hessian`: w^2 q1^2 (D), 2 w^2 q1 q2 (A, L)."""
     q1 = np.einsum("ij,ij->i", Y1, Y1)
-    if crit.name == "D":
+    if crit.is_log_det:
         return (w * q1) ** 2
     return 2.0 * w * w * q1 * np.einsum("ij,ij->i", Y2, Y2)
 
