@@ -7,6 +7,10 @@ The next instance has
 
 - pilot scores ``score = phi theta_hat`` (the fitted reward, Bradley-Terry logit scale), which set
   the weights ``w_p = s(1 - s)`` when ``weights = "scores"``;
+- the Laplace posterior of theta (``posterior_mean = theta_hat``, ``posterior_covariance`` = the
+  inverse Hessian of the fit), which sets the weights ``w_p = p(1 - p)`` with p the posterior
+  predictive probability when ``weights = "predictive"`` (:mod:`pairdesign.predictive`: uniform
+  1/4 while the fit is vague, the fitted ``s(1 - s)`` once it is sharp);
 - M0 = ridge I + sum_m c_m w_m z_m z_m^T over all labeled pairs (with scores weights this is the
   fit's Hessian, i.e. the inverse Laplace covariance of theta_hat);
 - the labeled pairs out of the candidates.
@@ -117,7 +121,8 @@ def next_round(
     if not fit.converged:
         log.warning("next-round: the Bradley-Terry fit did not converge; consider a larger ridge")
     instance = replace(instance, scores=instance.features @ fit.theta, budget=budget,
-                       weights=instance.weights if weights is None else weights)
+                       weights=instance.weights if weights is None else weights,
+                       posterior_mean=fit.theta, posterior_covariance=fit.covariance)
     result = solve(instance, method=method, criterion=criterion, budget=budget, seed=seed,
                    time_limit=time_limit)
     return RoundResult(instance=instance, fit=fit, result=result, new_labels=new,

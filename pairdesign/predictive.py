@@ -1,0 +1,117 @@
+"""Bradley-Terry weights that know how uncertain the fit is (Laplace posterior of theta).
+
+After a fit, theta ~ N(theta_hat, Sigma) approximately (Sigma the inverse Hessian of the
+penalised loss, :attr:`pairdesign.fit.Fit.covariance`). For a pair p = (j, k) with difference
+``z = phi_j - phi_k`` the logit ``t = z^T theta`` is then Gaussian with
+
+    mu_p = (phi theta_hat)_j - (phi theta_hat)_k,      s_p^2 = z^T Sigma z = |L^T phi_j - L^T phi_k|^2
+
+(``Sigma = L L^T``), both computed through completions (one N x d product, then chunked pair
+differences), never through a pairs x d matrix. Two weightings:
+
+- ``"predictive"``: ``w_p = p(1 - p)`` with p the posterior predictive probability that j wins,
+  ``p = E[sigmoid(t)]``, by the probit approximation ``p = sigmoid(mu / sqrt(1 + pi s^2 / 8))``.
+  With a vague posterior (s -> inf) or theta_hat -> 0, p -> 1/2 and ``w -> 1/4`` (uniform weights);
+  with Sigma -> 0 it is the fitted weight ``s(1 - s)`` at theta_hat.
+- ``"expected"``: the expected information ``w_p = E[sigmoid(t)(1 - sigmoid(t))]`` by
+  Gauss-Hermite quadrature in t (1-D: t is Gaussian). Since
+  ``p(1 - p) - E[s(1 - s)] = Var[sigmoid(t)] >= 0`` it is never above the predictive weight and
+  falls to 0 (not 1/4) as the posterior widens.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+
+from .information import centered_features, pair_quadratic_forms, sigmoid
+
+__all__ = [
+    "covariance_factor",
+    "expected_information",
+    "pair_logit_moments",
+    "predictive_probability",
+    "predictive_probability_quadrature",
+    "predictive_weights",
+]
+
+QUADRATURE_NODES = 40
+"""Gauss-Hermite nodes for the 1-D expectations (exact to ~1e-10 for the widths that occur)."""
+_CHUNK = 1 << 14
+
+
+def covariance_factor(covariance: np.ndarray) -> np.ndarray:
+    """A factor L with ``L L^T = Sigma`` for a symmetric PSD Sigma (eigen-decomposition, so a
+    singular Sigma is fine; tiny negative eigenvalues from rounding are set to 0)."""
+    S = np.asarray(covariance, dtype=np.float64)
+    vals, vecs = np.linalg.eigh(0.5 * (S + S.T))
+    return vecs * np.sqrt(np.clip(vals, 0.0, None))
+
+
+def pair_logit_moments(features: np.ndarray, j: np.ndarray, k: np.ndarray, theta: np.ndarray,
+                       covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu_p, s_p^2) of the logit ``t_p = (phi_j - phi_k)^T theta`` under theta ~ N(theta, Sigma):
+    ``mu = (phi theta)_j - (phi theta)_k``, ``s^2 = |psi_j - psi_k|^2`` with ``psi = phi L``."""
+    phi = np.asarray(features, dtype=np.float64)
+    score = phi @ np.asarray(theta, dtype=np.float64)
+    mu = score[j] - score[k]
+    psi = phi @ covariance_factor(covariance)
+    return mu, pair_quadratic_forms(psi, np.asarray(j), np.asarray(k))
+
+
+def predictive_probability(mu: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """The probit approximation of ``E[sigmoid(t)]``, t ~ N(mu, s^2):
+    ``sigmoid(mu / sqrt(1 + pi s^2 / 8))``."""
+    return sigmoid(np.asarray(mu, dtype=np.float64) / np.sqrt(1.0 + (math.pi / 8.0) * np.asarray(s2)))
+
+
+def _gauss_hermite(fn, mu: np.ndarray, s2: np.ndarray, nodes: int) -> np.ndarray:
+    """``E[fn(t)]`` for t ~ N(mu, s^2), per pair, in chunks (probabilists' Hermite nodes)."""
+    x, w = hermegauss(nodes)
+    w = w / math.sqrt(2.0 * math.pi)
+    mu = np.asarray(mu, dtype=np.float64).reshape(-1)
+    s = np.sqrt(np.clip(np.asarray(s2, dtype=np.float64).reshape(-1), 0.0, None))
+    out = np.empty(mu.shape[0])
+    for start in range(0, mu.shape[0], _CHUNK):
+        stop = min(start + _CHUNK, mu.shape[0])
+        t = mu[start:stop, None] + s[start:stop, None] * x[None, :]
+        out[start:stop] = fn(t) @ w
+    return out
+
+
+def predictive_probability_quadrature(mu: np.ndarray, s2: np.ndarray,
+                                      nodes: int = QUADRATURE_NODES) -> np.ndarray:
+    """``E[sigmoid(t)]``, t ~ N(mu, s^2), by Gauss-Hermite quadrature (the reference for the
+    probit approximation)."""
+    return _gauss_hermite(sigmoid, mu, s2, nodes)
+
+
+def expected_information(mu: np.ndarray, s2: np.ndarray, nodes: int = QUADRATURE_NODES) -> np.ndarray:
+    """``E[sigmoid(t)(1 - sigmoid(t))]``, t ~ N(mu, s^2), by Gauss-Hermite quadrature."""
+    def info(t: np.ndarray) -> np.ndarray:
+        s = sigmoid(t)
+        return s * (1.0 - s)
+    return _gauss_hermite(info, mu, s2, nodes)
+
+
+def predictive_weights(features: np.ndarray, j: np.ndarray, k: np.ndarray, theta: np.ndarray,
+                       covariance: np.ndarray, kind: str = "predictive") -> np.ndarray:
+    """Bradley-Terry weights of pairs (j, k) under the Laplace posterior N(theta, Sigma):
+    ``p(1 - p)`` with the probit predictive p (``kind = "predictive"``), or the expected
+    information ``E[s(1 - s)]`` (``kind = "expected"``)."""
+    mu, s2 = pair_logit_moments(features, j, k, theta, covariance)
+    if kind == "predictive":
+        p = predictive_probability(mu, s2)
+        return p * (1.0 - p)
+    if kind == "expected":
+        return expected_information(mu, s2)
+    raise ValueError(f"unknown posterior weighting {kind!r}; use 'predictive' or 'expected'")
+
+
+def instance_posterior_weights(instance, j: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The instance's posterior weights (``weights = "predictive"`` or ``"expected"``) for pairs
+    (j, k), on the within-prompt centred features (same differences, smaller rows)."""
+    return predictive_weights(centered_features(instance), j, k, instance.posterior_mean,
+                              instance.posterior_covariance, kind=instance.weights)
