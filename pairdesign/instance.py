@@ -605,8 +605,8 @@ def _validate_posterior(inst: Instance, put: Any) -> None:
     d = inst.features.shape[1]
     mean, cov = inst.posterior_mean, inst.posterior_covariance
     if (mean is None) != (cov is None):
-        raise InstanceError("posterior_mean and posterior_covariance go together (give both or neither)",
-                            field="posterior_mean" if mean is None else "posterior_covariance")
+        raise InstanceError("the posterior needs both a mean and a covariance",
+                            field="posterior.mean" if mean is None else "posterior.covariance")
     if mean is not None:
         try:
             mean = np.asarray(mean, dtype=np.float64)
@@ -615,10 +615,10 @@ def _validate_posterior(inst: Instance, put: Any) -> None:
             raise InstanceError("must hold numbers", field="posterior") from None
         if mean.shape != (d,):
             raise InstanceError(f"must have shape ({d},) (the feature dimension), got {mean.shape}",
-                                field="posterior_mean")
+                                field="posterior.mean")
         if cov.shape != (d, d):
-            raise InstanceError(f"must have shape ({d}, {d}), got {cov.shape}", field="posterior_covariance")
-        for name, arr in (("posterior_mean", mean), ("posterior_covariance", cov)):
+            raise InstanceError(f"must have shape ({d}, {d}), got {cov.shape}", field="posterior.covariance")
+        for name, arr in (("posterior.mean", mean), ("posterior.covariance", cov)):
             bad = ~np.isfinite(arr)
             if bad.any():
                 where = np.argwhere(bad)[0]
@@ -628,16 +628,16 @@ def _validate_posterior(inst: Instance, put: Any) -> None:
         if asym.max() > 1e-8 * scale:
             r, c = np.unravel_index(int(np.argmax(asym)), asym.shape)
             raise InstanceError(f"must be symmetric ([{r}][{c}] = {cov[r, c]:g}, [{c}][{r}] = {cov[c, r]:g})",
-                                field="posterior_covariance")
+                                field="posterior.covariance")
         smallest = float(np.linalg.eigvalsh(0.5 * (cov + cov.T))[0])
         if smallest < -1e-8 * scale:
             raise InstanceError(f"must be positive semidefinite (smallest eigenvalue {smallest:g})",
-                                field="posterior_covariance")
+                                field="posterior.covariance")
         put("posterior_mean", mean)
         put("posterior_covariance", 0.5 * (cov + cov.T))
     if inst.weights in ("predictive", "expected") and mean is None:
         raise InstanceError(f"weights = {inst.weights!r} needs the posterior of theta "
-                            "(posterior_mean and posterior_covariance: run next-round)", field="weights")
+                            "(posterior.mean and posterior.covariance, which next-round stores)", field="weights")
 
 
 # ---------------------------------------------------------------------------------- files

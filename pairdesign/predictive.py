@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.special
 from numpy.polynomial.hermite_e import hermegauss
 
 from .information import centered_features, pair_quadratic_forms, sigmoid
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 QUADRATURE_NODES = 40
-"""Gauss-Hermite nodes for the 1-D expectations (exact to ~1e-10 for the widths that occur)."""
+"""Gauss-Hermite nodes for the 1-D expectations over narrow posteriors (s <= 1/2)."""
 _CHUNK = 1 << 14
 
 
@@ -68,12 +69,12 @@ def predictive_probability(mu: np.ndarray, s2: np.ndarray) -> np.ndarray:
 
 
 def _gauss_hermite(fn, mu: np.ndarray, s2: np.ndarray, nodes: int) -> np.ndarray:
-    """``E[fn(t)]`` for t ~ N(mu, s^2), per pair, in chunks (probabilists' Hermite nodes)."""
+    """``E[fn(t)]`` for t ~ N(mu, s^2), per pair, in chunks (probabilists' Hermite nodes).
+    Accurate while s is small against the scale (1) on which fn varies."""
     x, w = hermegauss(nodes)
     w = w / math.sqrt(2.0 * math.pi)
-    mu = np.asarray(mu, dtype=np.float64).reshape(-1)
-    s = np.sqrt(np.clip(np.asarray(s2, dtype=np.float64).reshape(-1), 0.0, None))
     out = np.empty(mu.shape[0])
+    s = np.sqrt(s2)
     for start in range(0, mu.shape[0], _CHUNK):
         stop = min(start + _CHUNK, mu.shape[0])
         t = mu[start:stop, None] + s[start:stop, None] * x[None, :]
@@ -81,19 +82,58 @@ def _gauss_hermite(fn, mu: np.ndarray, s2: np.ndarray, nodes: int) -> np.ndarray
     return out
 
 
+# the logistic variable L (density sigmoid'(l)) on a fine grid: |l| > 40 has density < 5e-18
+_L_GRID = np.linspace(-40.0, 40.0, 1601)
+_L_WEIGHT = sigmoid(_L_GRID) * (1.0 - sigmoid(_L_GRID)) * (_L_GRID[1] - _L_GRID[0])
+
+
+def _over_logistic(kind: str, mu: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """For wide posteriors (s > 1/2), the same expectations over the logistic variable L instead of
+    t, where the integrand is smooth on the scale s: ``E[sigmoid(t)] = E_L[Phi((mu - L) / s)]`` and
+    ``E[sigmoid'(t)] = E_L[N(L; mu, s^2)]`` (trapezoid rule on a grid of step 0.05)."""
+    out = np.empty(mu.shape[0])
+    s = np.sqrt(s2)
+    for start in range(0, mu.shape[0], _CHUNK // 16):
+        stop = min(start + _CHUNK // 16, mu.shape[0])
+        u = (mu[start:stop, None] - _L_GRID[None, :]) / s[start:stop, None]
+        if kind == "p":
+            vals = scipy.special.ndtr(u)
+        else:
+            vals = np.exp(-0.5 * u * u) / (math.sqrt(2.0 * math.pi) * s[start:stop, None])
+        out[start:stop] = vals @ _L_WEIGHT
+    return out
+
+
+def _expectation(kind: str, mu: np.ndarray, s2: np.ndarray, nodes: int) -> np.ndarray:
+    mu = np.asarray(mu, dtype=np.float64).reshape(-1)
+    s2 = np.clip(np.asarray(s2, dtype=np.float64).reshape(-1), 0.0, None)
+    if kind == "p":
+        fn = sigmoid
+    else:
+        def fn(t: np.ndarray) -> np.ndarray:
+            q = sigmoid(t)
+            return q * (1.0 - q)
+    out = np.empty(mu.shape[0])
+    narrow = s2 <= 0.25
+    if narrow.any():
+        out[narrow] = _gauss_hermite(fn, mu[narrow], s2[narrow], nodes)
+    if (~narrow).any():
+        out[~narrow] = _over_logistic(kind, mu[~narrow], s2[~narrow])
+    return out
+
+
 def predictive_probability_quadrature(mu: np.ndarray, s2: np.ndarray,
                                       nodes: int = QUADRATURE_NODES) -> np.ndarray:
-    """``E[sigmoid(t)]``, t ~ N(mu, s^2), by Gauss-Hermite quadrature (the reference for the
-    probit approximation)."""
-    return _gauss_hermite(sigmoid, mu, s2, nodes)
+    """``E[sigmoid(t)]``, t ~ N(mu, s^2), by quadrature (the reference for the probit
+    approximation): Gauss-Hermite in t for s <= 1/2, the trapezoid rule over the logistic variable
+    for wider posteriors (:func:`_over_logistic`)."""
+    return _expectation("p", mu, s2, nodes)
 
 
 def expected_information(mu: np.ndarray, s2: np.ndarray, nodes: int = QUADRATURE_NODES) -> np.ndarray:
-    """``E[sigmoid(t)(1 - sigmoid(t))]``, t ~ N(mu, s^2), by Gauss-Hermite quadrature."""
-    def info(t: np.ndarray) -> np.ndarray:
-        s = sigmoid(t)
-        return s * (1.0 - s)
-    return _gauss_hermite(info, mu, s2, nodes)
+    """``E[sigmoid(t)(1 - sigmoid(t))]``, t ~ N(mu, s^2), by quadrature (as
+    :func:`predictive_probability_quadrature`)."""
+    return _expectation("info", mu, s2, nodes)
 
 
 def predictive_weights(features: np.ndarray, j: np.ndarray, k: np.ndarray, theta: np.ndarray,
