@@ -145,10 +145,10 @@ def fit_evidence(
     ridges: np.ndarray | None = None,
 ) -> tuple[Fit, float]:
     """The fit at the prior precision (ridge) that maximises the Laplace evidence
-    (:func:`log_evidence`) over a log-spaced grid (default 10^-2 .. 10^3, 31 points): an
+    (:func:`log_evidence`) over a log-spaced grid (default 10^-2 .. 10^3, 16 points, a factor 10^(1/3) apart): an
     empirical-Bayes posterior whose prior scale is learned from the labels. Returns the fit and
     its ridge."""
-    grid = np.logspace(-2, 3, 31) if ridges is None else np.asarray(ridges, dtype=float)
+    grid = np.logspace(-2, 3, 16) if ridges is None else np.asarray(ridges, dtype=float)
     best: tuple[float, Fit, float] | None = None
     start = None
     for ridge in grid[::-1]:  # from the most shrunk: each fit starts from the previous one

@@ -278,4 +278,24 @@ def greedy_mse(world: World, instance: Instance, spec: DesignSpec, budget: int, 
     return cand.j[order], cand.k[order]
 
 
-LOCAL_METHODS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {"greedy-mse": greedy_mse}
+def greedy_d_normalised(world: World, instance: Instance, spec: DesignSpec, budget: int, H: np.ndarray,
+                        pilot_theta: np.ndarray | None, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy D after a per-prompt normalisation: each prompt's features, centred within the
+    prompt, divided by the prompt's spread ``sqrt(mean_j |phi_ij - mean_i|^2)`` (times the mean
+    spread, so the overall scale stays), so that prompts of large spread do not take every label."""
+    phi = instance.features
+    sizes = instance.prompt_sizes
+    means = np.add.reduceat(phi, instance.prompt_offsets[:-1], axis=0) / sizes[:, None]
+    centred = phi - np.repeat(means, sizes, axis=0)
+    spread = np.sqrt(np.add.reduceat(np.sum(centred ** 2, axis=1), instance.prompt_offsets[:-1]) / sizes)
+    spread = np.maximum(spread, 1e-12 * max(float(spread.max()), 1e-300))
+    scaled = centred * np.repeat(float(np.mean(spread)) / spread, sizes)[:, None]
+    normalised = replace(instance, features=scaled, weights="uniform", posterior_mean=None,
+                         posterior_covariance=None)
+    counts = solve(normalised, "greedy", "D", budget=budget, seed=int(rng.integers(1 << 31))).counts
+    return _chosen(normalised, counts, budget, replace(spec, method="greedy"), rng)
+
+
+LOCAL_METHODS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "greedy-mse": greedy_mse, "greedy-d-normalised": greedy_d_normalised}
