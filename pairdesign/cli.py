@@ -29,9 +29,11 @@ def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    from ._jsonio import JSONError, loads
+
     try:
-        return key.replace("-", "_"), json.loads(value)
-    except ValueError:
+        return key.replace("-", "_"), loads(value)
+    except JSONError:
         return key.replace("-", "_"), value
 
 
@@ -52,6 +54,64 @@ def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
     if not out.parent.is_dir() and str(out.parent):
         raise PairdesignError(f"{out}: the folder {out.parent} does not exist")
     return out
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal after resolving links and ``..`` (and case, where
+    the file system ignores it), or the same existing file (hard links)."""
+    if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+PathRoles = Sequence[tuple[str, "str | os.PathLike | None"]]
+
+
+def check_distinct_paths(inputs: PathRoles, outputs: PathRoles,
+                         in_place: Sequence[tuple[str, str]] = ()) -> None:
+    """Refuse a command whose output is one of its inputs or another of its outputs.
+
+    ``inputs`` and ``outputs`` are ``(role, path)`` pairs (a role is the option that gave the
+    path, e.g. ``"--out"``; None paths are skipped); ``in_place`` lists the ``(input role,
+    output role)`` pairs that may be one file on purpose (an instance updated in place).
+    Raises :class:`PairdesignError` naming the path and both roles; nothing has been read or
+    written when it does.
+    """
+    given_in = [(role, path) for role, path in inputs if path is not None]
+    given_out = [(role, path) for role, path in outputs if path is not None]
+    for i, (role, path) in enumerate(given_out):
+        for other, earlier in given_out[:i]:
+            if _same_file(path, earlier):
+                raise PairdesignError(f"{path}: {role} and {other} are the same file; "
+                                      "give each output its own path")
+        for source, read in given_in:
+            if (source, role) not in in_place and _same_file(path, read):
+                raise PairdesignError(f"{path}: {role} is also the input {source}; the command "
+                                      "would overwrite what it reads: write it elsewhere")
+
+
+def _paths_of(args: argparse.Namespace, roles: dict[str, str]) -> list[tuple[str, str | None]]:
+    """``(role, path)`` for the path arguments ``{role: dest}`` of a command (a repeatable
+    option gives one pair per path)."""
+    out: list[tuple[str, str | None]] = []
+    for role, dest in roles.items():
+        value = getattr(args, dest, None)
+        out.extend((role, v) for v in (value if isinstance(value, list) else [value]))
+    return out
+
+
+def _check_command(args: argparse.Namespace) -> None:
+    """Checks every subcommand shares, before it reads or writes anything: a seed is a
+    non-negative integer (NumPy's generators take no other), and no output is an input or
+    another output (from the path roles the subcommand declares)."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and seed < 0:
+        raise PairdesignError(f"--seed: must be a non-negative integer, got {seed}")
+    check_distinct_paths(_paths_of(args, args.inputs), _paths_of(args, args.outputs),
+                         args.in_place)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -196,15 +256,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     names = FieldNames(prompt_id=args.prompt_id_field, prompt=args.prompt_field,
                        completions=args.completions_field, completion_id=args.id_field,
                        text=args.text_field, embedding=args.embedding_field, score=args.score_field)
+    if args.basis is not None and (args.dim is not None or args.reduce != "auto" or args.seed is not None):
+        raise PairdesignError("--basis projects on the basis of another instance: --dim, --reduce and --seed "
+                              "are that basis's, leave them out")
     instance = import_generations(
-        args.generations, dim=args.dim, reduce=args.reduce, seed=args.seed, budget=args.budget,
-        ridge=args.ridge, weights=args.weights, names=names, embed_model=args.embed_model,
-        name=args.name, progress=_progress(args))
+        args.generations, dim=64 if args.dim is None else args.dim, reduce=args.reduce,
+        seed=0 if args.seed is None else args.seed, budget=args.budget, ridge=args.ridge, weights=args.weights,
+        names=names, embed_model=args.embed_model, name=args.name, basis=args.basis, progress=_progress(args))
     save_instance(instance, out)
     proj = instance.projection or {}
     extra = f", explained variance {proj['explained_variance']:.3f}" if "explained_variance" in proj else ""
-    print(f"wrote {out}: {instance.n_prompts} prompts, {instance.n_completions} completions, "
-          f"embeddings {proj.get('input_dim')} -> d = {instance.dim} by {proj.get('method')}{extra} "
+    if "basis_from" in proj:
+        extra += f", on the basis of {args.basis}"
+    if proj.get("method") == "none":
+        how = (f"embeddings D = {proj.get('input_dim')} <= --dim {64 if args.dim is None else args.dim}: not "
+               "reduced (the features are the embeddings)")
+    else:
+        how = f"embeddings {proj.get('input_dim')} -> d = {instance.dim} by {proj.get('method')}{extra}"
+    print(f"wrote {out}: {instance.n_prompts} prompts, {instance.n_completions} completions, {how} "
           f"({time.perf_counter() - start:.2f} s)")
     return 0
 
@@ -225,6 +294,7 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
     from .design import load_design
     from .instance import load_instance
     from .pipeline.tasks import TASK_FORMATS, write_tasks
+    from .pipeline.tool_setup import setup_path
 
     if args.instance_file is None:
         raise PairdesignError("export --to needs --instance INSTANCE (the instance the design was solved on)")
@@ -232,9 +302,14 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
     instance = load_instance(args.instance_file)
     _needs_texts(instance, args.instance_file)
     design = load_design(args.source, instance)
-    summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
+    with _all_or_none(out, setup_path(out, args.to)):
+        summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
     print(f"wrote {out}: {summary['tasks']} {args.to} tasks of design {summary['design']} "
           f"(instance {summary['instance']}), in labeling order ({summary['order']})")
+    if summary["setup"] is not None:
+        what = {"labelstudio": "the labeling config (Settings > Labeling Interface > Code)",
+                "argilla": "the dataset settings (rg.Settings.from_json)"}[args.to]
+        print(f"wrote {summary['setup']}: {what}")
     return 0
 
 
@@ -255,14 +330,13 @@ def cmd_labels(args: argparse.Namespace) -> int:
         cand = instance.candidates
         pairs = np.stack([cand.j[design.rows], cand.k[design.rows]], axis=1)
     labelset = read_labels(args.labels, instance, winner_field=args.winner_field, expected_design=expected,
-                           design_pairs=pairs)
+                           design_pairs=pairs, tie_control=args.tie_control)
     updated = apply_labels(instance, labelset)  # validated before anything is written
     with _all_or_none(out, target):
         rows = write_preference_dataset(instance, labelset, out, conversational=args.conversational,
                                         with_ids=args.with_ids)
         save_instance(updated, target)
-    print(f"read {len(labelset.labels)} labels of design {labelset.design} from {labelset.records} tasks "
-          f"({labelset.ties} ties, left out of the dataset; {labelset.unlabeled} tasks without a vote)")
+    print(labelset.summary())
     print(f"wrote {out}: {rows} preference rows ({'conversational' if args.conversational else 'standard'} form)")
     print(f"wrote {target}: {updated.labeled.shape[0]} labeled pairs in M0 (round {len(updated.rounds)})")
     return 0
@@ -277,8 +351,10 @@ def cmd_next_round(args: argparse.Namespace) -> int:
     design_out = _check_output(args.design_out, (".json", ".csv"))
     report_out = None if args.report is None else _check_output(args.report, (".json",))
     instance = load_instance(args.instance)
-    labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True)
-                 for path in args.labels or []]
+    labelsets = [read_labels(path, instance, winner_field=args.winner_field, allow_stored=True,
+                             tie_control=args.tie_control) for path in args.labels or []]
+    for labelset in labelsets:
+        print(("already in the instance: " if labelset.stored else "") + labelset.summary())
     budget = instance.budget if args.budget is None else args.budget
     with _solve_display(args, args.time_limit):
         round_ = next_round(instance, labelsets, budget=budget, method=args.method,
@@ -356,10 +432,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     if not out_dir.is_dir():
         raise PairdesignError(f"{out_dir}: the folder does not exist")
-    if not args.no_plot:
-        from .simulate.plots import _pyplot
-
-        _pyplot()  # fail before the runs when matplotlib is missing
+    names = [".png", "-summary.md", "-savings.json", "-ceiling.csv", "-ceiling.md"]
+    # the runs CSV may be rewritten from itself (--from-csv OUT/NAME.csv): read whole, same rows
+    check_distinct_paths(_paths_of(args, args.inputs),
+                         [("--out-dir (runs CSV)", out_dir / f"{config.name}.csv")]
+                         + [("--out-dir", out_dir / f"{config.name}{end}") for end in names],
+                         in_place=(("--from-csv", "--out-dir (runs CSV)"),))
     solver_log = logging.getLogger("pairdesign.solvers")
     level = solver_log.level
     solver_log.setLevel(max(logging.WARNING, log.level))  # thousands of solves: keep their lines out
@@ -408,9 +486,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Choose which comparison pairs to send for human preference labeling.")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debugging detail")
+    parser.set_defaults(in_place=())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -q / -v after the subcommand as well as before it (SUPPRESS: the one given before stands
+    # unless repeated after)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bar, only warnings and errors")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="print debugging detail")
 
-    p = sub.add_parser("solve", help="choose pairs for an instance and write the design")
+    p = sub.add_parser("solve", parents=[common], help="choose pairs for an instance and write the design")
     p.add_argument("instance", help="instance file (.json or .npz)")
     p.add_argument("--out", required=True, help="design file to write (.json or .csv)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS))
@@ -426,9 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--certify", action="store_true",
                    help="also solve the relaxation and report its certified bound and the gap")
     p.add_argument("--start", help="local-search: start from greedy (default), round, or a design file")
-    p.set_defaults(run=cmd_solve)
+    p.set_defaults(run=cmd_solve, inputs={"INSTANCE": "instance", "--start": "start"},
+                   outputs={"--out": "out"})
 
-    p = sub.add_parser("compare", help="run methods side by side: objective, certified efficiency, time")
+    p = sub.add_parser("compare", parents=[common], help="run methods side by side: objective, certified efficiency, time")
     p.add_argument("instance", help="instance file (.json or .npz)")
     p.add_argument("--methods", help="comma-separated methods (default: auto, round, local-search, "
                    "greedy and the baselines the instance supports)")
@@ -437,20 +524,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS", help="per method and budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="CSV file for the table")
-    p.add_argument("--plot", help="PNG of objective and time against budget (needs matplotlib)")
-    p.set_defaults(run=cmd_compare)
+    p.add_argument("--plot", help="PNG of objective and time against budget")
+    p.set_defaults(run=cmd_compare, inputs={"INSTANCE": "instance"},
+                   outputs={"--out": "out", "--plot": "plot"})
 
-    p = sub.add_parser("info", help="validate an instance and summarise it")
+    p = sub.add_parser("info", parents=[common], help="validate an instance and summarise it")
     p.add_argument("instance")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(run=cmd_info)
+    p.set_defaults(run=cmd_info, inputs={"INSTANCE": "instance"}, outputs={})
 
-    quiet = argparse.ArgumentParser(add_help=False)
-    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                       help="no progress bar, only warnings and errors")
     from .pipeline.tasks import TASK_FORMATS
 
-    p = sub.add_parser("export", parents=[quiet],
+    p = sub.add_parser("export", parents=[common],
                        help="a design as annotation tasks (--to), or an instance's integer program (--format)",
                        description="export DESIGN --instance INSTANCE --to labelstudio|argilla|jsonl --out TASKS: "
                        "the design's pairs as annotation tasks, in labeling order; "
@@ -465,17 +550,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, help="override the instance's budget")
     p.add_argument("--out", required=True, help="file to write (.json for labelstudio, .jsonl for argilla "
                    "and jsonl; .lp or .mps)")
-    p.set_defaults(run=cmd_export)
+    p.set_defaults(run=cmd_export, inputs={"DESIGN|INSTANCE": "source", "--instance": "instance_file"},
+                   outputs={"--out": "out"})
 
-    p = sub.add_parser("import", parents=[quiet], help="generations (JSONL) into an instance with texts",
+    p = sub.add_parser("import", parents=[common], help="generations (JSONL) into an instance with texts",
                        description="One JSON line per prompt: {prompt_id, prompt, completions: [{id, text, "
                        "embedding, score}]}; embeddings reduced to d by PCA or a seeded random projection.")
     p.add_argument("generations", help="generations file (.jsonl)")
     p.add_argument("--out", required=True, help="instance file to write (.npz, or .json)")
-    p.add_argument("--dim", type=int, default=64, help="feature dimension d (default 64)")
+    p.add_argument("--dim", type=int, help="feature dimension d (default 64; embeddings of at most d "
+                   "dimensions are not reduced)")
     p.add_argument("--reduce", default="auto", choices=["auto", "pca", "random", "none"],
                    help="auto: PCA when the embeddings have more than d dimensions")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
+    p.add_argument("--seed", type=int, help="seed of the random projection (default 0)")
+    p.add_argument("--basis", metavar="INSTANCE", help="project on the stored basis (PCA mean and axes, or "
+                   "the random projection) of an earlier round's instance, so that its features and these "
+                   "are the same coordinates")
     p.add_argument("--budget", type=float, help="label budget stored in the instance (default 4 d)")
     p.add_argument("--ridge", type=float, default=1.0, help="the fit's L2 penalty, M0 = ridge I (default 1)")
     p.add_argument("--weights", default="uniform", choices=["uniform", "scores"])
@@ -487,23 +577,30 @@ def build_parser() -> argparse.ArgumentParser:
                            ("id", "id"), ("text", "text"), ("embedding", "embedding"), ("score", "score")):
         p.add_argument(f"--{field}-field", default=default, metavar="NAME",
                        help=f"name of the {field} field (default {default!r})")
-    p.set_defaults(run=cmd_import)
+    p.set_defaults(run=cmd_import, inputs={"GENERATIONS": "generations", "--basis": "basis"}, outputs={"--out": "out"})
 
-    p = sub.add_parser("labels", parents=[quiet], help="labels back: a TRL preference dataset, "
+    p = sub.add_parser("labels", parents=[common], help="labels back: a TRL preference dataset, "
                        "and the labeled pairs stored in the instance")
-    p.add_argument("labels", help="labels file (.jsonl, or .json: Label Studio's export)")
+    p.add_argument("labels", help="labels file (.jsonl; .json: Label Studio's JSON or JSON-MIN export; "
+                   ".csv: Label Studio's CSV export)")
     p.add_argument("--instance", dest="instance_file", required=True, help="the instance the tasks came from")
     p.add_argument("--out", required=True, help="DPO dataset to write (.jsonl, TRL preference form)")
     p.add_argument("--instance-out", help="where to write the instance with the labels stored "
                    "(default: update INSTANCE in place, atomically)")
-    p.add_argument("--design", help="check that the labels are for this design file")
-    p.add_argument("--winner-field", metavar="NAME", help="the field holding the vote (default: winner, "
-                   "preference, label, choice, preference.responses or annotations)")
+    p.add_argument("--design", help="read the labels of this design file only (records of other designs, "
+                   "e.g. earlier rounds of the same project, are skipped and reported)")
+    p.add_argument("--winner-field", metavar="NAME", help="the field holding the vote (default: found from "
+                   "the tool's shape: annotations, preference.responses, winner, preference, label, choice)")
+    p.add_argument("--tie-control", metavar="NAME", help="Label Studio: the Choices control whose answer "
+                   "means a tie (answers that are tie words, e.g. Tie, Equal, Same, Both, Neither, always are)")
     p.add_argument("--conversational", action="store_true", help="TRL's conversational form (message lists)")
     p.add_argument("--with-ids", action="store_true", help="add prompt_id, chosen_id and rejected_id")
-    p.set_defaults(run=cmd_labels)
+    p.set_defaults(run=cmd_labels, inputs={"LABELS": "labels", "--instance": "instance_file",
+                                          "--design": "design"},
+                   outputs={"--out": "out", "--instance-out": "instance_out"},
+                   in_place=(("--instance", "--instance-out"),))
 
-    p = sub.add_parser("next-round", parents=[quiet], help="refit on all labels so far and design the next batch")
+    p = sub.add_parser("next-round", parents=[common], help="refit on all labels so far and design the next batch")
     p.add_argument("instance", help="instance file (.npz or .json)")
     p.add_argument("--labels", action="append", metavar="LABELS",
                    help="labels file(s) of the last round (repeatable; files already read in are recognised)")
@@ -524,9 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS")
     p.add_argument("--winner-field", metavar="NAME")
-    p.set_defaults(run=cmd_next_round)
+    p.add_argument("--tie-control", metavar="NAME", help="Label Studio: the Choices control meaning a tie")
+    p.set_defaults(run=cmd_next_round, inputs={"INSTANCE": "instance", "--labels": "labels"},
+                   outputs={"--out": "out", "--design-out": "design_out", "--report": "report"},
+                   in_place=(("INSTANCE", "--out"),))
 
-    p = sub.add_parser("generate", help="write a synthetic instance")
+    p = sub.add_parser("generate", parents=[common], help="write a synthetic instance")
     p.add_argument("--prompts", type=int, required=True, help="number of prompts n")
     p.add_argument("--completions", type=int, required=True, help="completions per prompt K")
     p.add_argument("--dim", type=int, required=True, help="feature dimension d")
@@ -541,19 +641,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="instance name")
     p.add_argument("--out", required=True, help="instance file to write (.json or .npz)")
-    p.set_defaults(run=cmd_generate)
+    p.set_defaults(run=cmd_generate, inputs={}, outputs={"--out": "out"})
 
-    p = sub.add_parser("simulate", help="run the downstream DPO study of a config (TOML or JSON)")
+    p = sub.add_parser("simulate", parents=[common], help="run the downstream DPO study of a config (TOML or JSON)")
     p.add_argument("config", help="study config (.toml or .json): settings, designs, baselines, budgets")
     p.add_argument("--out-dir", default=".", help="folder for NAME.csv, NAME.png, NAME-summary.md")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--from-csv", metavar="CSV", help="recompute summary and plot from a CSV of runs")
     p.add_argument("--ceiling", nargs="?", type=int, const=0, metavar="SEEDS",
                    help="then write NAME-ceiling.csv/.md: the most labels any design could save against the "
                         "best baseline (certified, first-order model; a relaxation per budget and seed), on "
                         "the first SEEDS seeds (default: all)")
-    p.set_defaults(run=cmd_simulate)
+    p.set_defaults(run=cmd_simulate, inputs={"CONFIG": "config", "--from-csv": "from_csv"},
+                   outputs={})  # its outputs are named by the config: checked in cmd_simulate
     return parser
 
 
@@ -566,8 +667,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(level)
     args.log_handler = handler
+    from ._atomic import Terminated, terminate_as_exception
+
     try:
-        return args.run(args)
+        with terminate_as_exception():  # SIGTERM cleans up temporary files like Ctrl-C
+            _check_command(args)
+            return args.run(args)
     except PairdesignError as exc:
         print(f"pairdesign: error: {exc}", file=sys.stderr)
         return 2
@@ -577,6 +682,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pairdesign: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print("pairdesign: terminated", file=sys.stderr)
+        return int(exc.code)
     finally:
         log.removeHandler(handler)
 

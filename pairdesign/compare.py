@@ -23,7 +23,6 @@ from typing import Sequence
 import numpy as np
 
 from ._atomic import atomic_write
-from .errors import OptionError
 from .information import Criterion
 from .instance import Instance
 from .solve import solve
@@ -117,14 +116,13 @@ def write_csv(rows: Sequence[Row], path: str | os.PathLike) -> None:
 
 
 def plot(rows: Sequence[Row], path: str | os.PathLike, *, title: str | None = None) -> None:
-    """A PNG: objective and seconds against budget, one line per method (needs matplotlib)."""
-    try:
-        import matplotlib
+    """A PNG: objective and seconds against budget, one line per method (matplotlib, a
+    dependency; imported here because it is slow to import)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise OptionError("plotting needs matplotlib: pip install 'pairdesign[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     methods = list(dict.fromkeys(r.method for r in rows))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for m in methods:

@@ -1,4 +1,5 @@
-"""Reading design files back: ``pairdesign.design/1`` as written by :meth:`Result.save`.
+"""Design files, ``pairdesign.design/1``: written (:func:`save_design`, which :meth:`Result.save`
+calls) and read back (:func:`load_design`) here, in one place.
 
 A design lists its pairs as ``[prompt_id, completion_id, completion_id]`` (once per label; a
 fractional design adds a 4th element, the weight). :func:`load_design` maps them onto the
@@ -10,16 +11,24 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DesignError
+from ._atomic import atomic_write
+from ._jsonio import JSONError, loads
+from .errors import DesignError, OptionError
+from .fingerprint import instance_fingerprint
 from .instance import Instance
-from .solvers.result import DESIGN_FORMAT
+
+if TYPE_CHECKING:
+    from .solvers.result import Result
+
+DESIGN_FORMAT = "pairdesign.design/1"
 
 
 @dataclass(frozen=True)
@@ -38,11 +47,71 @@ class Design:
         return bool(self.metadata.get("fractional", False))
 
 
+def design_document(result: "Result") -> dict[str, Any]:
+    """The design file's content for a result: its metadata, then ``pairs``."""
+    return {
+        "format": DESIGN_FORMAT,
+        "instance": result.instance_name,
+        "instance_fingerprint": result.instance_fingerprint,
+        "method": result.method,
+        "solver": result.solver,
+        "criterion": result.criterion,
+        "budget": result.budget,
+        "budget_used": result.budget_used,
+        "labels": result.n_labels,
+        "objective": result.objective,
+        "bound": result.bound,
+        "gap": result.gap,
+        "status": result.status.value,
+        "termination": result.termination.value,
+        "seconds": round(result.seconds, 6),
+        "seed": result.seed,
+        "fractional": result.fractional,
+        "pairs": ([list(p) for p in result.pairs] if result.weights is None
+                  else [list(p) + [w] for p, w in zip(result.pairs, result.weights)]),
+    }
+
+
+def save_design(result: "Result", path: str | os.PathLike) -> None:
+    """Write a design as ``.json`` or ``.csv`` (by the suffix), atomically.
+
+    The JSON form has one line per pair; the CSV has a header ``prompt_id,completion_a,
+    completion_b[,weight]`` preceded by ``# key: value`` lines with the metadata.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    doc = design_document(result)
+    pairs = doc.pop("pairs")
+    if suffix == ".json":
+        with atomic_write(path, "w", encoding="utf-8") as handle:
+            head = json.dumps(doc, indent=1, allow_nan=False)
+            rows = ",\n  ".join(json.dumps(p) for p in pairs)
+            handle.write(head[:-2] + ',\n "pairs": [' + (f"\n  {rows}\n ]" if pairs else "]") + "\n}\n")
+    elif suffix == ".csv":
+        with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
+            for key, value in doc.items():
+                handle.write(f"# {key}: {json.dumps(value)}\n")
+            writer = csv.writer(handle)
+            writer.writerow(["prompt_id", "completion_a", "completion_b"]
+                            + (["weight"] if result.fractional else []))
+            writer.writerows(pairs)
+    else:
+        raise OptionError(f"unknown design file type {suffix!r}: use .json or .csv ({path})")
+
+
+def _text(path: Path) -> str:
+    """The file as text: strict UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DesignError(f"not UTF-8 (byte {exc.start}: {exc.reason})", source=str(path)) from None
+
+
 def _read_json(path: Path) -> tuple[dict[str, Any], list[Any]]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DesignError(f"not valid JSON (line {exc.lineno}: {exc.msg})", source=str(path))
+        doc = loads(_text(path))  # refuses 1e400, NaN, deep nesting, lone surrogates
+    except JSONError as exc:
+        raise DesignError(exc.reason, source=str(path), field=exc.where) from None
     if not isinstance(doc, dict):
         raise DesignError("must be a JSON object", source=str(path))
     pairs = doc.pop("pairs", None)
@@ -53,15 +122,15 @@ def _read_json(path: Path) -> tuple[dict[str, Any], list[Any]]:
 
 def _read_csv(path: Path) -> tuple[dict[str, Any], list[Any]]:
     meta: dict[str, Any] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = _text(path).splitlines()
     body = []
     for number, line in enumerate(lines, start=1):
         if line.startswith("#") and not body:  # metadata comes before the header row only
             key, sep, value = line[1:].partition(":")
             if sep:
                 try:
-                    meta[key.strip()] = json.loads(value)
-                except json.JSONDecodeError:
+                    meta[key.strip()] = loads(value)
+                except JSONError:
                     meta[key.strip()] = value.strip()
         elif line.strip():
             body.append(line)
@@ -83,6 +152,10 @@ def _read_csv(path: Path) -> tuple[dict[str, Any], list[Any]]:
 def load_design(path: str | os.PathLike, instance: Instance) -> Design:
     """Read a design file (.json or .csv) and map its pairs onto ``instance``'s candidates.
 
+    A design records the fingerprint of the instance it was solved on (texts, features, ids;
+    :mod:`pairdesign.fingerprint`); a design of another instance is refused. Designs written
+    before the fingerprint was recorded are read as before.
+
     Raises :class:`~pairdesign.errors.DesignError` naming the file and the row for a pair whose
     prompt or completion is unknown, that is not a candidate (fixed out, already labeled, not in
     the instance's explicit pair list), or that is listed more often than ``max_labels_per_pair``.
@@ -101,6 +174,13 @@ def load_design(path: str | os.PathLike, instance: Instance) -> Design:
     if fmt != DESIGN_FORMAT:
         raise DesignError(f"unsupported format {fmt!r} (expected {DESIGN_FORMAT!r})",
                           source=str(path), field="format")
+    recorded = meta.get("instance_fingerprint")
+    if recorded is not None:  # files of older versions have none: read as before
+        actual = instance_fingerprint(instance)
+        if recorded != actual:
+            raise DesignError(f"this design is of another instance (fingerprint {recorded!r}; the "
+                              f"instance given is {actual!r}: other texts, features or ids)",
+                              source=str(path), field="instance_fingerprint")
     fractional = bool(meta.get("fractional", False))
 
     cand = instance.candidates
@@ -141,7 +221,7 @@ def load_design(path: str | os.PathLike, instance: Instance) -> Design:
         if fractional:
             amount = entry[3]
             if isinstance(amount, bool) or not isinstance(amount, (int, float)) \
-                    or not np.isfinite(amount) or amount < 0:
+                    or not math.isfinite(float(amount)) or amount < 0:
                 raise DesignError(f"weight must be a non-negative number, got {amount!r}",
                                   source=str(path), field=where)
         counts[p] += float(amount)

@@ -190,9 +190,10 @@ class Instance:
             local = np.arange(idx.size) - offsets[idx]
             completion_ids = [f"c{j}" for j in local]
         return cls(
-            prompt_ids=np.asarray(prompt_ids, dtype=str),
+            prompt_ids=prompt_ids if isinstance(prompt_ids, np.ndarray) else list(prompt_ids),
             prompt_offsets=offsets,
-            completion_ids=np.asarray(completion_ids, dtype=str),
+            completion_ids=(completion_ids if isinstance(completion_ids, np.ndarray)
+                            else list(completion_ids)),
             features=np.asarray(features, dtype=np.float64),
             scores=None if scores is None else np.asarray(scores, dtype=np.float64),
             budget=budget,
@@ -372,12 +373,63 @@ def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def text_problem(text: str) -> str | None:
+    """What makes a string unfit for an id or a text, or None: a NUL character (NumPy string
+    arrays drop trailing NULs, so ids would change silently) or a lone surrogate (not text:
+    it cannot be written as UTF-8)."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        return f"holds a NUL character at position {nul} ({_shown(text)})"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds a lone surrogate {text[exc.start]!r} at position {exc.start} "
+                f"({_shown(text)}; not text, cannot be written as UTF-8)")
+    return None
+
+
+def _shown(text: str) -> str:
+    """A string as a readable Python literal, shortened to 60 characters."""
+    text = str(text)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _check_strings(values: Sequence[Any], place: Any) -> None:
+    """Refuse the first string holding a NUL or a lone surrogate; ``place(r)`` names row r."""
+    strings = [v for v in values if isinstance(v, str)]
+    joined = "".join(strings)
+    if "\x00" not in joined and (joined.isascii() or text_problem(joined) is None):
+        return
+    for r, value in enumerate(values):
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise InstanceError(problem, field=place(r))
+
+
+def _id_place(inst: Instance, name: str, r: int) -> str:
+    """Where id ``r`` of ``prompt_ids`` / ``completion_ids`` is in the JSON form, when the
+    offsets allow saying so."""
+    if name == "prompt_ids":
+        return f"prompts[{r}].id"
+    offsets = np.asarray(inst.prompt_offsets)
+    if offsets.ndim == 1 and offsets.size >= 2 and 0 <= r < offsets[-1]:
+        i = int(np.searchsorted(offsets, r, side="right")) - 1
+        return f"prompts[{i}].completions[{r - int(offsets[i])}].id"
+    return f"completion_ids[{r}]"
+
+
 def _validate(inst: Instance) -> None:
     """The one validation function: shapes, types, domains and cross-references."""
     put = lambda name, value: object.__setattr__(inst, name, value)  # noqa: E731
 
     if not isinstance(inst.name, str):
         raise InstanceError(f"must be a string, got {inst.name!r}", field="name")
+    for name in ("prompt_ids", "completion_ids"):
+        raw = getattr(inst, name)
+        ids = raw.tolist() if isinstance(raw, np.ndarray) else raw
+        if isinstance(raw, np.ndarray) and raw.ndim != 1:
+            raise InstanceError(f"must be one-dimensional, got shape {raw.shape}", field=name)
+        _check_strings(ids, lambda r, name=name: _id_place(inst, name, r))
     prompt_ids = np.asarray(inst.prompt_ids, dtype=str)
     offsets = np.asarray(inst.prompt_offsets, dtype=np.int64)
     completion_ids = np.asarray(inst.completion_ids, dtype=str)
@@ -422,7 +474,7 @@ def _validate(inst: Instance) -> None:
         seen: dict[str, int] = {}
         for i, pid in enumerate(prompt_ids.tolist()):
             if pid in seen:
-                raise InstanceError(f"duplicate prompt id {pid!r} (also prompts[{seen[pid]}])",
+                raise InstanceError(f"duplicate prompt id {_shown(pid)} (also prompts[{seen[pid]}])",
                                     field=f"prompts[{i}].id")
             seen[pid] = i
     empty = np.char.str_len(completion_ids) == 0
@@ -433,7 +485,7 @@ def _validate(inst: Instance) -> None:
         completion_ids[order][1:] == completion_ids[order][:-1])
     if same.any():
         r = int(max(order[_first_row(same)], order[_first_row(same) + 1]))
-        raise InstanceError(f"duplicate completion id {completion_ids[r]!r} within its prompt",
+        raise InstanceError(f"duplicate completion id {_shown(completion_ids[r])} within its prompt",
                             field=f"{row_name(r)}.id")
 
     # scores
@@ -578,6 +630,7 @@ def _validate(inst: Instance) -> None:
             if not isinstance(text, str):
                 place = where.format(r) if where else f"{row_name(r)}.text"
                 raise InstanceError(f"must be a string, got {type(text).__name__}", field=place)
+        _check_strings(texts, lambda r, where=where: where.format(r) if where else f"{row_name(r)}.text")
         put(name, texts)
     if inst.projection is not None:
         record = inst.projection

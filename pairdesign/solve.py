@@ -10,6 +10,7 @@ import numpy as np
 
 from .constraints import violations
 from .errors import OptionError
+from .fingerprint import instance_fingerprint
 from .information import Criterion, objective
 from .instance import Instance
 from .solvers.base import DEFAULT_METHOD, Context, Outcome, make_options, method_class
@@ -133,4 +134,5 @@ def _result(instance: Instance, crit: Criterion, method: str, budget: float, see
         seed=seed,
         log=tuple(ctx.log),
         weights=weights,
+        instance_fingerprint=instance_fingerprint(instance),
     )

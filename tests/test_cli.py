@@ -124,7 +124,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     result = pairdesign.solve(inst)
     out = tmp_path / "design.json"
     out.write_text("previous design")
-    import pairdesign.solvers.result as result_module
+    import pairdesign.design as result_module  # the design file writer
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
@@ -141,7 +141,7 @@ def test_console_script_runs_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pairdesign", "info", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().startswith(f"pairdesign: error: {bad}: not valid JSON")
+    assert proc.stderr.strip().startswith(f"pairdesign: error: {bad}: line 1 column 2: not valid JSON")
     good = subprocess.run([sys.executable, "-m", "pairdesign", "solve", str(EXAMPLES / "small.json"),
                            "--out", str(tmp_path / "d.json")], capture_output=True, text=True)
     assert good.returncode == 0, good.stderr

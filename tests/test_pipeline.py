@@ -20,6 +20,7 @@ from pairdesign.information import prior_information
 from pairdesign.instance import instances_equal
 from pairdesign.pipeline import import_generations, read_labels, reduce_embeddings
 from pairdesign.pipeline.annotators import read_tasks, simulate_labels
+from pairdesign.pipeline.basis import Basis
 from pairdesign.pipeline.tasks import instance_fingerprint
 from pairdesign.progress import Progress
 
@@ -131,9 +132,10 @@ def test_random_projection_is_seeded_and_recorded():
     b, _ = reduce_embeddings(X, 8, "random", seed=3)
     c, _ = reduce_embeddings(X, 8, "random", seed=4)
     assert np.array_equal(a, b) and not np.allclose(a, c)
+    basis = Basis.decode(rec.pop("basis"), "rec")
     assert rec == {"method": "random", "input_dim": 64, "dim": 8, "seed": 3, "distribution": "normal(0, 1/d)"}
     R = np.random.default_rng(3).standard_normal((64, 8)) / np.sqrt(8)
-    assert np.allclose(a, X @ R)
+    assert np.allclose(a, X @ R) and np.array_equal(basis.matrix, R) and not basis.mean.any()
 
 
 def test_import_keeps_ids_texts_scores_and_the_projection(world, tmp_path, capsys):
@@ -288,7 +290,7 @@ def test_export_tasks_keep_ids_texts_and_a_greedy_order(solved, tmp_path, capsys
     assert [r["rank"] for r in records] == list(range(1, 41))
     gains = [r["gain"] for r in records]
     assert all(g1 >= g2 - 1e-12 for g1, g2 in zip(gains, gains[1:]))  # D gains only fall
-    assert len({r["task_id"] for r in records}) == 40
+    assert len({r["task_id"] if fmt != "argilla" else r["id"] for r in records}) == 40
     first, second = {"jsonl": ("response_a", "response_b"), "labelstudio": ("answer1", "answer2"),
                      "argilla": ("response1", "response2")}[fmt]
     rows = {(str(inst.prompt_ids[inst.prompt_of_row[r]]), str(inst.completion_ids[r])): r
@@ -339,8 +341,8 @@ def test_labels_round_trip(world, solved, tmp_path, capsys, fmt, tasks_name, lab
     code, stdout, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", dataset,
                             "--design", design_path, "--with-ids")
     assert code == 0, err
-    labelset_ties = int(stdout.split("(")[1].split(" ties")[0])
-    assert votes == 80 and 0 < labelset_ties < 80
+    labelset_ties = int(stdout.split("; ")[1].split(" ties")[0])
+    assert votes == 80 and 0 < labelset_ties < 80 and "read 80 labels" in stdout and " from 40 tasks" in stdout
     rows = [json.loads(line) for line in dataset.read_text().splitlines()]
     assert len(rows) == votes - labelset_ties
     # every DPO row is a label: chosen / rejected are texts of the winner / loser of its task
@@ -412,7 +414,7 @@ BAD_LABELS = {
     "unknown completion": (lambda r: _edit(r, 4, completion_b="c99"), "line 4: completion_b: prompt"),
     "unknown prompt": (lambda r: _edit(r, 2, prompt_id="nope"), "line 2: prompt_id: unknown prompt 'nope'"),
     "another design": (lambda r: _edit(r, 3, design="0123456789abcdef"),
-                       "line 3: design: label for design 0123456789abcdef, but line 1 is for design"),
+                       "line 1: records of 2 designs not read yet"),
     "another instance": (lambda r: _edit(r, 1, instance="ffffffffffffffff"),
                          "line 1: instance: these labels are for another instance"),
     "missing id": (lambda r: [{k: v for k, v in x.items() if k != "completion_a"} if i == 4 else x
@@ -453,7 +455,7 @@ def test_labels_of_another_design_file_and_labels_read_twice_are_refused(world, 
     run(capsys, "solve", inst_path, "--method", "random", "--seed", "1", "--out", other)
     code, _, err = run(capsys, "labels", labels, "--instance", inst_path, "--out", tmp_path / "d.jsonl",
                        "--design", other)
-    assert code == 2 and f"{labels}: line 1: design: these labels are for design {records[0]['design']}" in err
+    assert code == 2 and f"{labels}: no record of design " in err and f"the file holds {records[0]['design']}" in err
     # a pair of the instance that the design did not ask for (ids and design id otherwise right)
     inst = pairdesign.load_instance(inst_path)
     chosen = {tuple(sorted(p[1:])) + (p[0],) for p in json.loads(design_path.read_text())["pairs"]}
@@ -696,14 +698,76 @@ def test_labels_of_a_pair_labeled_before_add_to_its_row():
 
 
 def test_votes_from_a_ranking_and_from_results_with_other_controls():
-    from pairdesign.pipeline.labels import _votes
+    from pairdesign.pipeline.label_formats import record_votes
 
-    def fail(message, where):
+    def fail(message, where=""):
         raise AssertionError(message)
 
-    ranking = [{"value": "response2", "rank": 1}, {"value": "response1", "rank": 2}]
-    assert _votes(ranking, "line 1", fail) == ["response2"]
-    assert _votes([{"value": "response1", "rank": 1}, {"value": "response2", "rank": 1}], "l", fail) == ["tie"]
-    studio = {"result": [{"type": "textarea", "from_name": "comment", "value": {"text": ["ok"]}},
-                         {"type": "pairwise", "from_name": "pw", "value": {"selected": "left"}}]}
-    assert _votes(studio, "item 1", fail) == ["left"]
+    def votes(rec, **kw):
+        return record_votes(rec, fail, **kw).votes
+
+    def flat(*answers):
+        return {"preference.responses": list(answers), "preference.responses.status": ["submitted"] * len(answers)}
+
+    # a ranking (rank dicts, or names best first as the 2.x SDK writes) is one vote
+    assert votes(flat([{"value": "response2", "rank": 1}, {"value": "response1", "rank": 2}])) == [0.0]
+    assert votes(flat([{"value": "response1", "rank": 1}, {"value": "response2", "rank": 1}])) == [0.5]
+    assert votes(flat(["response2", "response1"], ["response1", "response2"])) == [0.0, 1.0]
+    studio = {"annotations": [{"result": [{"type": "textarea", "from_name": "comment", "value": {"text": ["ok"]}},
+                                          {"type": "pairwise", "from_name": "pw", "value": {"selected": "left"}}]}]}
+    got = record_votes(studio, fail)
+    assert got.votes == [1.0] and got.ignored == 1
+    # a Choices answer: a tie word, or any answer of the control named as the tie control
+    choice = {"annotations": [{"result": [{"type": "choices", "from_name": "verdict",
+                                           "value": {"choices": ["No preference"]}}]}]}
+    assert votes(choice) == [0.5]
+    other = {"annotations": [{"result": [{"type": "choices", "from_name": "same_quality",
+                                          "value": {"choices": ["Yes"]}}]}]}
+    assert votes(other) == [] and votes(other, tie_control="same_quality") == [0.5]
+    # records nobody answered, as argilla 2.8's to_list writes them (flattened, nested): no vote
+    assert votes({"preference.responses.users": None, "preference.responses.status": None,
+                  "preference.responses": None}) == []
+    assert votes({"metadata": {}, "suggestions": {}, "responses": {}, "status": "pending"}) == []
+
+
+# ----------------------------------------------------------------------------- basis across rounds
+@pytest.mark.parametrize("reduce", ["pca", "random"])
+def test_a_later_round_is_projected_on_the_stored_basis(world, tmp_path, capsys, reduce):
+    """Round 2's generations (other prompts, some of round 1's completions again) imported with
+    --basis ROUND1 get exactly the features round 1 gave the same embeddings."""
+    first = tmp_path / "r1.npz"
+    assert run(capsys, "import", world.path, "--out", first, "--dim", 3, "--reduce", reduce, "-q")[0] == 0
+    r1 = pairdesign.load_instance(first)
+    lines = world.path.read_text(encoding="utf-8").splitlines()
+    later = tmp_path / "gen2.jsonl"
+    later.write_text("\n".join(lines[40:] + lines[:5]) + "\n", encoding="utf-8")
+    second = tmp_path / "r2.npz"
+    code, out, err = run(capsys, "import", later, "--out", second, "--basis", first, "-q")
+    assert code == 0 and f"on the basis of {first}" in out, err
+    r2 = pairdesign.load_instance(second)
+    row1 = {(str(r1.prompt_ids[r1.prompt_of_row[r]]), str(r1.completion_ids[r])): r for r in range(r1.n_completions)}
+    rows = [row1[(str(r2.prompt_ids[r2.prompt_of_row[r]]), str(r2.completion_ids[r]))] for r in range(r2.n_completions)]
+    assert np.allclose(r2.features, r1.features[rows], rtol=0, atol=1e-12)
+    # a fresh PCA of round 2 alone would give other coordinates (its own mean and axes)
+    fresh = import_generations(later, dim=3, reduce=reduce, seed=1)
+    assert not np.allclose(fresh.features, r2.features, atol=1e-3)
+    assert r2.projection["method"] == reduce and r2.projection["basis"] == r1.projection["basis"]
+    # the basis decides d, the reduction and the seed: giving them is refused; so is a basis of
+    # other embeddings, and an instance without a basis
+    code, _, err = run(capsys, "import", later, "--out", tmp_path / "x.npz", "--basis", first, "--dim", 3)
+    assert code == 2 and "--dim, --reduce and --seed are that basis's" in err
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text(json.dumps({"prompt_id": "w", "prompt": "P", "completions": [
+        {"id": "a", "text": "x", "embedding": [1.0] * 25}, {"id": "b", "text": "y", "embedding": [0.0] * 25}]}) + "\n")
+    code, _, err = run(capsys, "import", wide, "--out", tmp_path / "x.npz", "--basis", first)
+    assert code == 2 and f"{wide}: the embeddings have D = 25, the basis of {first} D = 24" in err
+    small = Path(__file__).parent.parent / "instances" / "small.json"
+    code, _, err = run(capsys, "import", later, "--out", tmp_path / "x.npz", "--basis", small)
+    assert code == 2 and "no basis to project on" in err and not (tmp_path / "x.npz").exists()
+
+
+def test_import_says_when_nothing_is_reduced(world, tmp_path, capsys):
+    code, out, _ = run(capsys, "import", world.path, "--out", tmp_path / "i.npz", "--dim", 24, "-q")
+    assert code == 0 and "embeddings D = 24 <= --dim 24: not reduced (the features are the embeddings)" in out
+    code, out, _ = run(capsys, "import", world.path, "--out", tmp_path / "i.npz", "-q")
+    assert code == 0 and "<= --dim 64: not reduced" in out

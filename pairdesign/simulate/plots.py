@@ -8,18 +8,16 @@ from typing import Any, Iterable
 import numpy as np
 
 from .._atomic import atomic_write
-from ..errors import PairdesignError
 
 
 def _pyplot():
-    try:
-        import matplotlib
+    """matplotlib's pyplot on the file-only Agg backend (a dependency; imported when needed
+    because it is slow to import)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise PairdesignError("plotting needs matplotlib: pip install 'pairdesign[plot]' "
-                              "(or pass --no-plot)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     return plt
 
 

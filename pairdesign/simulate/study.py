@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .._atomic import atomic_write
+from .._jsonio import loads
 from ..errors import OptionError, PairdesignError
 from .designs import DesignSpec, run_design
 from .world import Labeler, Setting, make_world
@@ -62,8 +63,8 @@ def load_config(path: str | Path, seeds: int | None = None) -> StudyConfig:
     except OSError as exc:
         raise PairdesignError(f"{path}: cannot read the config: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text.decode()) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text.decode()) if path.suffix.lower() == ".toml" else loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONError is a ValueError
         raise PairdesignError(f"{path}: not a valid {path.suffix.lstrip('.').upper() or 'config'} file: {exc}") from None
     try:
         return _parse(data, seeds)

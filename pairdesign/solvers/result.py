@@ -7,21 +7,17 @@ not ``optimal``; only a method that proved the gap within tolerance says ``optim
 
 from __future__ import annotations
 
-import csv
 import enum
-import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_write
-from ..errors import OptionError
+from ..design import DESIGN_FORMAT, design_document, save_design
 
-DESIGN_FORMAT = "pairdesign.design/1"
+__all__ = ["DESIGN_FORMAT", "Result", "SolutionStatus", "TerminationCondition"]
 
 
 class SolutionStatus(str, enum.Enum):
@@ -73,6 +69,9 @@ class Result:
     seed: int | None = None
     log: tuple[str, ...] = field(default_factory=tuple)
     weights: tuple[float, ...] | None = None
+    instance_fingerprint: str | None = None
+    """The fingerprint of the instance solved (:func:`pairdesign.fingerprint.instance_fingerprint`),
+    recorded in the design file so that the design is never read with another instance."""
 
     @property
     def gap(self) -> float | None:
@@ -98,54 +97,17 @@ class Result:
         return float(sum(self.weights)) if self.weights is not None else len(self.pairs)
 
     def to_dict(self) -> dict[str, Any]:
-        """The design file's content (``pairdesign.design/1``)."""
-        return {
-            "format": DESIGN_FORMAT,
-            "instance": self.instance_name,
-            "method": self.method,
-            "solver": self.solver,
-            "criterion": self.criterion,
-            "budget": self.budget,
-            "budget_used": self.budget_used,
-            "labels": self.n_labels,
-            "objective": self.objective,
-            "bound": self.bound,
-            "gap": self.gap,
-            "status": self.status.value,
-            "termination": self.termination.value,
-            "seconds": round(self.seconds, 6),
-            "seed": self.seed,
-            "fractional": self.fractional,
-            "pairs": ([list(p) for p in self.pairs] if self.weights is None
-                      else [list(p) + [w] for p, w in zip(self.pairs, self.weights)]),
-        }
+        """The design file's content (``pairdesign.design/1``; see :mod:`pairdesign.design`)."""
+        return design_document(self)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the design as ``.json`` or ``.csv`` (by the suffix), atomically.
+        """Write the design as ``.json`` or ``.csv`` (by the suffix), atomically, through
+        :func:`pairdesign.design.save_design`.
 
         The CSV has a header ``prompt_id,completion_a,completion_b`` preceded by ``# key: value``
         lines with the metadata (read it with ``pandas.read_csv(path, comment="#")``).
         """
-        path = Path(path)
-        suffix = path.suffix.lower()
-        doc = self.to_dict()
-        if suffix == ".json":
-            pairs = doc.pop("pairs")
-            with atomic_write(path, "w", encoding="utf-8") as handle:
-                head = json.dumps(doc, indent=1, allow_nan=False)
-                rows = ",\n  ".join(json.dumps(p) for p in pairs)
-                handle.write(head[:-2] + ',\n "pairs": [' + (f"\n  {rows}\n ]" if pairs else "]") + "\n}\n")
-        elif suffix == ".csv":
-            pairs = doc.pop("pairs")
-            with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
-                for key, value in doc.items():
-                    handle.write(f"# {key}: {json.dumps(value)}\n")
-                writer = csv.writer(handle)
-                writer.writerow(["prompt_id", "completion_a", "completion_b"]
-                                + (["weight"] if self.fractional else []))
-                writer.writerows(pairs)
-        else:
-            raise OptionError(f"unknown design file type {suffix!r}: use .json or .csv ({path})")
+        save_design(self, path)
 
     def summary(self) -> str:
         """A few lines for people."""
