@@ -1,8 +1,9 @@
 """Tables of the predictive-weights study (issue 17) from its CSV.
 
-    python benchmarks/downstream_predictive_tables.py CSV [SEEDS]
+    python benchmarks/downstream_predictive_tables.py CSV [SEEDS] [SETTING ...]
 
-Only seeds 0..SEEDS-1 (default: every seed complete in every setting) are used. Prints, per
+Only seeds 0..SEEDS-1 (default: every seed complete in every setting) and the named settings
+(default: all) are used. Prints, per
 setting and design, at 2d..32d:
 
 1. savings against the best of the six heuristics (picked per budget after the fact), with the 95%
@@ -25,8 +26,10 @@ UNIFORM = "greedy-D"
 SHOWN = (2, 4, 8, 16, 32)
 
 
-def main(path: str, n_seeds: int | None = None) -> None:
+def main(path: str, n_seeds: int | None = None, settings: list[str] | None = None) -> None:
     rows = read_csv(path)
+    if settings:
+        rows = [r for r in rows if r["setting"] in settings]
     seeds = defaultdict(set)
     for r in rows:
         seeds[r["setting"]].add(r["seed"])
@@ -40,9 +43,7 @@ def main(path: str, n_seeds: int | None = None) -> None:
     for title, baselines, keep in (
             ("savings against the best heuristic", HEURISTICS, None),
             ("savings against greedy D, uniform weights (WORSE: the whole CI below 1)", (UNIFORM,), UNIFORM)):
-        sel = rows if keep else rows
-        if keep:
-            sel = [r for r in rows if r["design"] not in HEURISTICS]
+        sel = [r for r in rows if r["design"] not in HEURISTICS] if keep else rows
         sav = compute_savings(sel, baselines, n_boot=1000)
         print(f"### {title}\n")
         print("| world | design | " + " | ".join(f"{b}d" for b in SHOWN) + " |")
@@ -60,4 +61,4 @@ def main(path: str, n_seeds: int | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None, sys.argv[3:])
