@@ -36,7 +36,7 @@ import pairdesign  # noqa: E402
 SIZES = [(5, 4, 4), (5, 4, 16), (20, 4, 8), (20, 8, 8), (50, 4, 8), (50, 8, 16), (100, 4, 16),
          (200, 4, 4), (200, 8, 16), (20, 12, 24), (200, 12, 48)]
 QUICK = [(5, 4, 4), (20, 4, 8), (20, 8, 8)]
-METHODS = [("OA-highspy", "exact", {}), ("OA-pyomo", "exact", {"solver": "pyomo:appsi_highs"}),
+METHODS = [("OA-highspy", "exact", {"algorithm": "oa"}), ("OA-pyomo", "exact", {"solver": "pyomo:appsi_highs"}),
            ("BnB", "exact", {"algorithm": "bnb"}), ("MISOCP-SCIP", "misocp", {})]
 
 

@@ -26,6 +26,7 @@ from ._atomic import atomic_write
 from .information import Criterion
 from .instance import Instance
 from .solve import solve
+from .deadline import Deadline
 from .solvers.base import Context, method_class
 from .solvers.frank_wolfe import solve_relaxation
 
@@ -82,8 +83,8 @@ def compare(instance: Instance, methods: Sequence[str] | None = None,
             results.append(solve(instance, m, crit, budget=budget, time_limit=time_limit, seed=seed))
         bounds = [r.bound for r in results if r.bound is not None]  # relax's bound holds too
         if not bounds:  # no method proved a bound: the relaxation's certificate
-            ctx = Context(instance=instance, criterion=crit, budget=budget, time_limit=time_limit,
-                          seed=seed, options=None, logger=log)
+            ctx = Context.make(instance, crit, budget, deadline=Deadline.after(time_limit), seed=seed,
+                               logger=log)
             bounds = [solve_relaxation(ctx, tol=1e-6).bound]
         best = min(bounds)
         best = max(best, max((r.objective for r in results if not r.fractional), default=-math.inf))

@@ -28,15 +28,16 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.sparse as sp
 
 from .errors import OptionError
+from .model import bradley_terry_weights, sigmoid
+from .pool import (CandidatePool, InMemoryPool, centered_features, pair_graph_form,
+                   pair_quadratic_forms)
 
 if TYPE_CHECKING:
     from .instance import Instance
 
 CRITERIA = ("D", "A", "L")
-_CHUNK = 1 << 15  # pairs per block in the quadratic-form kernel (chunk x d floats at a time)
 
 __all__ = [
     "CRITERIA",
@@ -44,6 +45,7 @@ __all__ = [
     "PairForms",
     "RankOneInverse",
     "bradley_terry_weights",
+    "sigmoid",
     "centered_features",
     "gains",
     "information_matrix",
@@ -57,76 +59,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------ the model
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
-
-
-def bradley_terry_weights(instance: "Instance", j: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """w_p for pairs (j, k): 1/4 (``weights = "uniform"``), ``s(1 - s)`` with
-    ``s = sigmoid(score_j - score_k)`` (``weights = "scores"``), or from the instance's posterior
-    of theta (``"predictive"``, ``"expected"``: :mod:`pairdesign.predictive`)."""
-    if instance.weights == "uniform":
-        return np.full(np.shape(j), 0.25)
-    if instance.weights in ("predictive", "expected"):
-        from .predictive import instance_posterior_weights
-
-        return instance_posterior_weights(instance, j, k)
-    s = sigmoid(instance.scores[j] - instance.scores[k])
-    return s * (1.0 - s)
-
-
-def centered_features(instance: "Instance") -> np.ndarray:
-    """phi minus its prompt's mean: the same differences z_p, smaller rows."""
-    cached = instance.__dict__.get("_centered_features")
-    if cached is None:
-        phi = instance.features
-        sums = np.add.reduceat(phi, instance.prompt_offsets[:-1], axis=0)
-        means = sums / instance.prompt_sizes[:, None]
-        cached = phi - np.repeat(means, instance.prompt_sizes, axis=0)
-        instance.__dict__["_centered_features"] = cached
-    return cached
-
-
-def pair_graph_form(features: np.ndarray, j: np.ndarray, k: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``sum_p a_p (phi_j - phi_k)(phi_j - phi_k)^T`` as ``Phi_S^T Lap(a) Phi_S``.
-
-    ``Lap(a) = sum_p a_p (e_j - e_k)(e_j - e_k)^T`` is the sparse weighted Laplacian of the pairs
-    with ``a_p != 0``, restricted to the completions S that they touch: cost O(|S| d^2 + P d).
-    """
-    d = features.shape[1]
-    a = np.asarray(a, dtype=np.float64)
-    nz = np.flatnonzero(a)
-    if nz.size == 0:
-        return np.zeros((d, d))
-    j, k, a = j[nz], k[nz], a[nz]
-    rows, inverse = np.unique(np.concatenate([j, k]), return_inverse=True)
-    jj, kk = inverse[: nz.size], inverse[nz.size:]
-    m = rows.size
-    degree = np.bincount(jj, a, minlength=m) + np.bincount(kk, a, minlength=m)
-    lap = sp.coo_matrix(
-        (np.concatenate([degree, -a, -a]),
-         (np.concatenate([np.arange(m), jj, kk]), np.concatenate([np.arange(m), kk, jj]))),
-        shape=(m, m),
-    ).tocsr()
-    phi = features[rows]
-    out = phi.T @ (lap @ phi)
-    return 0.5 * (out + out.T)
-
-
-def pair_quadratic_forms(psi: np.ndarray, j: np.ndarray, k: np.ndarray,
-                         chunk: int = _CHUNK) -> np.ndarray:
-    """``|psi_j - psi_k|^2`` for every pair, computed in chunks (never a (pairs x d) matrix).
-
-    With ``psi = phi R`` this is ``z_p^T R R^T z_p``.
-    """
-    out = np.empty(j.shape[0])
-    for start in range(0, j.shape[0], chunk):
-        stop = min(start + chunk, j.shape[0])
-        diff = psi[j[start:stop]] - psi[k[start:stop]]
-        np.einsum("ij,ij->i", diff, diff, out=out[start:stop])
-    return out
-
-
 def prior_information(instance: "Instance") -> np.ndarray:
     """M0 = ridge I + sum over pairs already labeled of (labels) w_p z_p z_p^T."""
     cached = instance.__dict__.get("_prior_information")
@@ -143,14 +75,15 @@ def prior_information(instance: "Instance") -> np.ndarray:
     return cached
 
 
-def information_matrix(instance: "Instance", n: np.ndarray) -> np.ndarray:
-    """M(n) = M0 + sum_p n_p w_p z_p z_p^T for labels (or relaxed weights) n over the candidates."""
-    cand = instance.candidates
+def information_matrix(instance: "Instance", n: np.ndarray,
+                       pool: CandidatePool | None = None) -> np.ndarray:
+    """M(n) = M0 + sum_p n_p w_p z_p z_p^T for labels (or relaxed weights) n over the candidates
+    (through the candidate ``pool``, by default the instance's in memory)."""
+    pool = InMemoryPool.of(instance) if pool is None else pool
     n = np.asarray(n, dtype=np.float64)
-    if n.shape != (len(cand),):
-        raise ValueError(f"a design must give one value per candidate pair ({len(cand)}), got {n.shape}")
-    return prior_information(instance) + pair_graph_form(
-        centered_features(instance), cand.j, cand.k, n * cand.weight)
+    if n.shape != (pool.size,):
+        raise ValueError(f"a design must give one value per candidate pair ({pool.size}), got {n.shape}")
+    return prior_information(instance) + pool.information(n)
 
 
 def policy_covariance(instance: "Instance", policy: Literal["uniform", "scores"] = "uniform",
@@ -267,44 +200,41 @@ def objective(instance: "Instance", n: np.ndarray, criterion: "str | Criterion" 
     return Criterion.make(criterion, instance, H).value(information_matrix(instance, n))
 
 
-def _psi(instance: "Instance", M: np.ndarray, criterion: Criterion) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``phi R`` for the two quadratic forms the criteria need.
-
-    Returns (psi1, psi2) with ``|psi1_j - psi1_k|^2 = z^T M^-1 z`` and
-    ``|psi2_j - psi2_k|^2 = z^T G z``, G = df/dM (psi2 is psi1 for D).
-    """
-    phi = centered_features(instance)
+def _factors(M: np.ndarray, criterion: Criterion) -> tuple[np.ndarray, np.ndarray]:
+    """Factors (R1, R2) with ``R1 R1^T = M^-1`` and ``R2 R2^T = G = df/dM`` (R2 is R1 for D):
+    ``|R^T z|^2`` is then ``z^T M^-1 z`` and ``z^T G z``."""
     chol = _cholesky(M)
-    psi1 = sla.solve_triangular(chol, phi.T, lower=True).T  # rows L^-1 phi
+    R1 = sla.solve_triangular(chol, np.eye(M.shape[0]), lower=True).T  # L^-T: R1 R1^T = M^-1
     if criterion.name == "D":
-        return psi1, psi1
+        return R1, R1
     Minv = _inverse(M)
-    R = Minv if criterion.name == "A" else Minv @ criterion.H_factor
-    return psi1, phi @ R
+    return R1, (Minv if criterion.name == "A" else Minv @ criterion.H_factor)
 
 
-def gains(instance: "Instance", M: np.ndarray, criterion: Criterion) -> np.ndarray:
-    """g_p = df/dn_p at M for every candidate pair (the first-order gains of DESIGN.md section 3)."""
-    cand = instance.candidates
-    _, psi2 = _psi(instance, M, criterion)
-    return cand.weight * pair_quadratic_forms(psi2, cand.j, cand.k)
+def gains(instance: "Instance", M: np.ndarray, criterion: Criterion,
+          pool: CandidatePool | None = None) -> np.ndarray:
+    """g_p = df/dn_p = w_p z_p^T (df/dM) z_p at M for every candidate pair (one pass of the
+    candidate ``pool`` through completions)."""
+    pool = InMemoryPool.of(instance) if pool is None else pool
+    _, R2 = _factors(M, criterion)
+    (q,) = pool.quadratic_forms([R2])
+    return pool.pairs.weight * q
 
 
 def marginal_gains(instance: "Instance", M: np.ndarray, criterion: Criterion,
-                   pairs: np.ndarray | None = None) -> np.ndarray:
+                   pairs: np.ndarray | None = None, pool: CandidatePool | None = None) -> np.ndarray:
     """f(M + w_p z_p z_p^T) - f(M) for candidate pairs (all, or the indices ``pairs``).
 
     With q = z^T M^-1 z:  D: log(1 + w q);  A: w |M^-1 z|^2 / (1 + w q);
     L: w z^T M^-1 H M^-1 z / (1 + w q)  (Sherman-Morrison).
     """
-    cand = instance.candidates
-    sel = slice(None) if pairs is None else pairs
-    j, k, w = cand.j[sel], cand.k[sel], cand.weight[sel]
-    psi1, psi2 = _psi(instance, M, criterion)
-    q1 = pair_quadratic_forms(psi1, j, k)
+    pool = InMemoryPool.of(instance) if pool is None else pool
+    w = pool.pairs.weight if pairs is None else pool.pairs.weight[pairs]
+    R1, R2 = _factors(M, criterion)
     if criterion.name == "D":
+        (q1,) = pool.quadratic_forms([R1], pairs)
         return np.log1p(w * q1)
-    q2 = pair_quadratic_forms(psi2, j, k)
+    q1, q2 = pool.quadratic_forms([R1, R2], pairs)
     return w * q2 / (1.0 + w * q1)
 
 

@@ -50,11 +50,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Group:
-    """A named group of prompts sharing a budget: ``sum_{p in G} c_p n_p <= budget``."""
+    """A named group of prompts sharing a budget: ``sum_{p in G} c_p n_p <= budget``, and
+    getting at least ``min_pairs`` labels: ``sum_{p in G} n_p >= min_pairs`` (coverage)."""
 
     name: str
     prompts: np.ndarray  # prompt indices (int64)
     budget: float
+    min_pairs: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +139,8 @@ class Instance:
     """How the features were made from the embeddings (method, input_dim, dim, seed, ...)."""
     rounds: tuple[dict[str, Any], ...] = ()
     """One record per set of labels read in: design id, labels, ties, source."""
+    min_pairs_per_prompt: int | None = None
+    """l: every prompt gets at least l labels (``sum_{p in prompt i} n_p >= l``; coverage)."""
     posterior_mean: np.ndarray | None = None
     """theta_hat of the latest Bradley-Terry fit, shape (d,) (set by ``next-round``)."""
     posterior_covariance: np.ndarray | None = None
@@ -246,7 +250,7 @@ class Instance:
     def candidates(self) -> Candidates:
         """The candidate pairs (explicit or all pairs within each prompt), minus pairs fixed out
         and pairs already labeled, with their costs, bounds and Bradley-Terry weights."""
-        from .information import bradley_terry_weights
+        from .model import bradley_terry_weights
 
         N = self.n_completions
         if self.pairs is None:
@@ -291,6 +295,10 @@ class Instance:
             own = np.isfinite(self.prompt_max_pairs)
             caps[own] = self.prompt_max_pairs[own]
         return caps
+
+    def prompt_minimums(self) -> np.ndarray:
+        """l_i for every prompt: the labels it must get at least (0 where none)."""
+        return np.full(self.n_prompts, float(self.min_pairs_per_prompt or 0))
 
     def completion_cap(self) -> float:
         """r, the cap on labels touching one completion (``inf`` where uncapped)."""
@@ -598,7 +606,17 @@ def _validate(inst: Instance) -> None:
         budget = _check_number(group.budget, f"groups[{g_index}].budget")
         if budget < 0:
             raise InstanceError("must be non-negative", field=f"groups[{g_index}].budget")
-        groups.append(Group(str(group.name), prompts, budget))
+        min_pairs = _check_int_or_none(group.min_pairs, f"groups[{g_index}].min_pairs", 0) or 0
+        groups.append(Group(str(group.name), prompts, budget, min_pairs))
+    put("min_pairs_per_prompt", _check_int_or_none(inst.min_pairs_per_prompt, "min_pairs_per_prompt", 0))
+    if inst.min_pairs_per_prompt:
+        caps = inst.prompt_caps()
+        short = np.flatnonzero(caps < inst.min_pairs_per_prompt)
+        if short.size:
+            i = int(short[0])
+            raise InstanceError(f"is {inst.min_pairs_per_prompt}, more than the cap {caps[i]:g} of "
+                                f"prompt {_shown(str(prompt_ids[i]))} (prompts[{i}])",
+                                field="min_pairs_per_prompt")
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise InstanceError("duplicate group name", field="groups")
@@ -738,7 +756,7 @@ def instances_equal(a: Instance, b: Instance) -> bool:
         x, y = getattr(a, f.name), getattr(b, f.name)
         if f.name == "groups":
             if len(x) != len(y) or any(
-                g.name != h.name or g.budget != h.budget or not np.array_equal(g.prompts, h.prompts)
+                g.name != h.name or g.budget != h.budget or g.min_pairs != h.min_pairs or not np.array_equal(g.prompts, h.prompts)
                 for g, h in zip(x, y)
             ):
                 return False

@@ -27,7 +27,8 @@ import numpy as np
 import scipy.special
 from numpy.polynomial.hermite_e import hermegauss
 
-from .information import centered_features, pair_quadratic_forms, sigmoid
+from .model import sigmoid
+from .pool import centered_features, pair_quadratic_forms
 
 __all__ = [
     "covariance_factor",

@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .constraints import violations
 from .errors import OptionError
+from .deadline import Deadline
 from .fingerprint import instance_fingerprint
-from .information import Criterion, objective
+from .information import Criterion, information_matrix, objective
+from .problem import Problem
 from .instance import Instance
+from .pool import CandidatePool
 from .solvers.base import DEFAULT_METHOD, Context, Outcome, make_options, method_class
 from .solvers.result import Result, TerminationCondition
 
@@ -48,6 +50,8 @@ def solve(
     options: dict[str, Any] | None = None,
     H: np.ndarray | None = None,
     certify: bool = False,
+    pool: CandidatePool | None = None,
+    deadline: Deadline | None = None,
 ) -> Result:
     """Choose the pairs to label.
 
@@ -66,46 +70,108 @@ def solve(
     certify : also solve the convex relaxation (to a D-efficiency loss, or relative gap, of 1e-6)
         and report its certified optimum bound as the Result's ``bound`` and ``gap``, for methods
         that carry no bound of their own.
+    pool : the candidate pool every method reads the candidates through (default: the instance's,
+        in memory; see :mod:`pairdesign.pool`).
+    deadline : an absolute :class:`~pairdesign.deadline.Deadline` (for instance shared by several
+        calls); with ``time_limit`` too, the earlier of the two holds.
 
     Returns a :class:`Result` whose objective is f(M(n)) recomputed from the instance.
     """
     budget = _check_request(instance, budget, time_limit, seed)
     cls = method_class(method)
     opts = make_options(cls, options)
-    crit = Criterion.make(criterion, instance, H)
     if cls.needs_scores and not instance.has_all_scores:
         missing = np.flatnonzero(np.ones(instance.n_completions, bool) if instance.scores is None
                                  else np.isnan(instance.scores))
         raise OptionError(f"method {method!r} needs a score for every completion; "
                           f"{instance.row_name(int(missing[0]))} has none")
-    instance.check_fixed_feasible(budget)
-
-    ctx = Context(instance=instance, criterion=crit, budget=budget, time_limit=time_limit,
-                  seed=seed, options=opts, logger=logging.getLogger(cls.__module__))
+    budget = _spendable(instance, budget)
+    problem = Problem.build(instance, criterion, budget, H=H, pool=pool)
+    refuse = getattr(cls, "refuse_time_limit", None)
+    if time_limit is not None and refuse is not None:
+        reason = refuse(problem, opts, float(time_limit))
+        if reason:
+            raise OptionError(f"method {method!r} cannot honour a time limit here: {reason}")
+    deadline = (Deadline.after(time_limit) if deadline is None
+                else deadline.child(seconds=time_limit))
+    ctx = Context(problem=problem, options=opts, deadline=deadline, seed=seed,
+                  logger=logging.getLogger(cls.__module__))
     try:
         outcome = cls().run(ctx)
     except KeyboardInterrupt:
-        if ctx.incumbent is None:
+        outcome = _interrupted(ctx)
+        if outcome is None:
             raise
-        ctx.say("interrupted: returning the design built so far")
-        outcome = Outcome(ctx.incumbent.counts.copy(), TerminationCondition.interrupted)
     if certify and outcome.bound is None:
         from .solvers.frank_wolfe import solve_relaxation
 
         ctx.say("certify: solving the relaxation for a bound")
-        time_left = None if time_limit is None else max(time_limit - ctx.elapsed(), 1e-9)
-        bound_ctx = Context(instance=instance, criterion=crit, budget=budget, time_limit=time_left,
-                            seed=seed, options=None, logger=ctx.logger)
-        outcome.bound = solve_relaxation(bound_ctx, tol=1e-6).bound
-        ctx.log.extend(bound_ctx.log)
-    return _result(instance, crit, method, budget, seed, ctx, outcome)
+        outcome.bound = solve_relaxation(ctx.phase(None), tol=1e-6).bound
+    _check_accuracy(ctx, outcome, getattr(opts, "tol", 1e-6))
+    return _result(problem, method, seed, ctx, outcome)
 
 
-def _result(instance: Instance, crit: Criterion, method: str, budget: float, seed: int | None,
-            ctx: Context, outcome: Outcome) -> Result:
+def _check_accuracy(ctx: Context, outcome: Outcome, tol: float) -> None:
+    """Claim ``optimal`` only above float noise: the criterion's value at M carries a rounding
+    error of about ``eps cond(M)`` (relative, A and L; times d, absolute, for D's log det). Where
+    that noise exceeds the gap the proof relied on, the status becomes ``feasible`` and the log
+    says why, with the condition number."""
+    from .solvers.frank_wolfe import allowed_gap
+    from .solvers.result import SolutionStatus
+
+    if outcome.status is not SolutionStatus.optimal:
+        return
+    M = information_matrix(ctx.instance, np.asarray(outcome.counts, dtype=np.float64), ctx.pool)
+    cond = float(np.linalg.cond(M))
+    crit, d = ctx.criterion, ctx.instance.dim
+    value = crit.value(M)
+    eps = float(np.finfo(np.float64).eps)
+    noise = eps * cond * (d if crit.name == "D" else abs(value))
+    if not math.isfinite(cond) or noise > allowed_gap(crit, value, d, tol):
+        outcome.status = SolutionStatus.feasible
+        ctx.say(f"accuracy: the information matrix has condition number {cond:.3g}; the criterion's "
+                f"value is accurate only to about {noise:.3g}, more than the gap tolerance: not "
+                f"claiming 'optimal'")
+
+
+def _spendable(instance: Instance, budget: float) -> float:
+    """The budget that can be spent: with unit costs, labels are whole, so a fractional budget
+    is floored (2.5 -> 2)."""
+    cand = instance.candidates
+    if len(cand) and cand.unit_cost and not float(budget).is_integer():
+        return float(math.floor(budget))
+    return float(budget)
+
+
+def _interrupted(ctx: Context) -> Outcome | None:
+    """After Ctrl-C: the best design the run holds, with the best bound it proved (None when it
+    holds no design yet)."""
+    crit, best, best_value = ctx.criterion, None, -math.inf
+    for held in ctx.known.incumbents:
+        try:
+            counts = np.asarray(held() if callable(held) else held.counts, dtype=np.int64).copy()
+        except Exception:  # a design still being built may be unusable; the others remain
+            continue
+        if ctx.polytope.violations(counts):
+            continue
+        value = crit.value(information_matrix(ctx.instance, counts, ctx.pool))
+        if value > best_value:
+            best, best_value = counts, value
+    if best is None:
+        return None
+    bound = ctx.known.bound
+    if bound is not None:
+        bound = max(bound, best_value)
+    ctx.say(f"interrupted: returning the best design held (f = {best_value:.10g})"
+            + (f" with the bound proved so far ({bound:.10g})" if bound is not None else ""))
+    return Outcome(best, TerminationCondition.interrupted, bound=bound, solver="interrupted")
+
+
+def _result(problem: Problem, method: str, seed: int | None, ctx: Context, outcome: Outcome) -> Result:
+    instance, crit, budget = problem.instance, problem.criterion, problem.budget
     fractional = outcome.fractional
     counts = np.asarray(outcome.counts, dtype=np.float64 if fractional else np.int64)
-    broken = violations(instance, counts, budget, integral=not fractional)
+    broken = problem.polytope.violations(counts, integral=not fractional)
     if broken:  # a bug in the method, never the user's fault
         raise RuntimeError(f"method {method!r} returned an infeasible design: {'; '.join(broken)}")
     cand = instance.candidates

@@ -124,6 +124,10 @@ def check_feasible(instance: Instance, n: np.ndarray, budget: float) -> None:
     for g in instance.groups:
         sel = np.isin(cand.prompt, g.prompts)
         assert float(cand.cost[sel] @ n[sel]) <= g.budget + 1e-9
+        assert n[sel].sum() >= g.min_pairs - 1e-9  # coverage minimum of the group
+    if instance.min_pairs_per_prompt:
+        for i in range(instance.n_prompts):
+            assert n[cand.prompt == i].sum() >= instance.min_pairs_per_prompt - 1e-9
     # fixed-out and labeled pairs are never candidates
     keys = {tuple(sorted(p)) for p in zip(cand.j.tolist(), cand.k.tolist())}
     for table in (instance.fixed_out, instance.labeled):

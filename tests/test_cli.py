@@ -235,8 +235,7 @@ def test_progress_lines_carry_the_share_of_work_done(caplog):
     from pairdesign.solvers.base import Context
 
     inst = pairdesign.load_instance(EXAMPLES / "small.json")
-    ctx = Context(instance=inst, criterion=pairdesign.Criterion.make("D", inst), budget=4,
-                  time_limit=None, seed=0, options=None, logger=logging.getLogger("pairdesign.t"))
+    ctx = Context.make(inst, "D", 4, seed=0, logger=logging.getLogger("pairdesign.t"))
     with caplog.at_level(logging.INFO, logger="pairdesign"):
         ctx.progress(lambda: "halfway", every=0.0, fraction=lambda: 0.5)
         ctx.say("no share known")

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 import pairdesign
 from helpers import check_feasible, has_feasible_design, random_instance
 from pairdesign import Criterion, SolutionStatus, TerminationCondition, objective, solve
-from pairdesign.constraints import violations
+from pairdesign.polytope import violations
 
 
 def enumerable(inst) -> bool:
@@ -37,7 +37,7 @@ def test_exact_matches_brute_force(seed, criterion):
     if not enumerable(inst):
         return  # too many designs to enumerate, or none is feasible
     crit = Criterion.make(criterion, inst)
-    result = solve(inst, "exact", criterion, time_limit=60)
+    result = solve(inst, "exact", criterion, time_limit=60, options={"algorithm": "oa"})
     best = brute_force(inst, crit)
     check_feasible(inst, result.counts, inst.budget)
     assert result.status is SolutionStatus.optimal
@@ -64,8 +64,10 @@ def test_time_limit_returns_incumbent_bound_and_gap(algorithm):
     assert result.status is SolutionStatus.feasible
     relaxed = solve(inst, "relax", options={"tol": 1e-9})
     assert result.bound is not None and result.bound >= result.objective
-    # never weaker than the relaxation it starts from (solved there to a loss of 1e-6)
-    assert result.bound <= relaxed.objective - inst.dim * np.log1p(-1e-6) + 1e-9
+    # never weaker than the relaxation it starts from (solved there to a loss of 1e-6), when the
+    # root relaxation finished inside the limit (on a loaded machine it may not)
+    if not any("relax: time_limit" in line for line in result.log):
+        assert result.bound <= relaxed.objective - inst.dim * np.log1p(-1e-6) + 1e-9
     assert result.gap > 0
     if algorithm == "bnb":
         assert any("branch and bound" in line for line in result.log)
@@ -76,7 +78,7 @@ def test_exported_master_is_a_valid_milp_relaxation(tmp_path, capsys, file_forma
     """`pairdesign export` writes the master with two cuts: HiGHS reads it back, and its optimum
     bounds the exact optimum from above, while the Pyomo model solved by appsi_highs agrees."""
     from pairdesign.cli import main
-    from pairdesign.solvers._highs import new_highs
+    from pairdesign.backends.highs import new_highs
 
     out = tmp_path / f"master.{file_format}"
     assert main(["-q", "export", "instances/constrained.json", "--format", file_format,
@@ -118,7 +120,7 @@ def test_outer_approximation_through_pyomo_agrees_with_highspy(seed, criterion):
     inst = random_instance(seed, max_prompts=3, max_k=4, max_d=3)
     if not has_feasible_design(inst):
         return
-    direct = solve(inst, "exact", criterion, time_limit=60)
+    direct = solve(inst, "exact", criterion, time_limit=60, options={"algorithm": "oa"})
     pyomo = solve(inst, "exact", criterion, time_limit=60, options={"solver": "pyomo:appsi_highs"})
     assert direct.status is pyomo.status is SolutionStatus.optimal
     assert pyomo.solver == "pyomo:appsi_highs" and direct.solver == "highspy"
@@ -146,7 +148,7 @@ def check_misocp(seed, time_limit):
         misocp = solve(inst, "misocp", time_limit=time_limit)
     except pairdesign.SolverError:
         return  # SCIP itself failed (seen on rare random instances): a clear error, not ours to check
-    oa = solve(inst, "exact", time_limit=60)
+    oa = solve(inst, "exact", time_limit=60, options={"algorithm": "oa"})
     check_feasible(inst, misocp.counts, inst.budget)
     assert misocp.solver.startswith("cvxpy:SCIP")
     if misocp.termination is TerminationCondition.time_limit:  # SCIP ran out of time
@@ -228,7 +230,7 @@ def test_outer_approximation_matches_brute_force_for_each_constraint_kind(seed, 
     inst = instance_with(seed, kind)
     if not enumerable(inst):
         return  # too many designs to enumerate, or none is feasible
-    result = solve(inst, "exact", criterion, time_limit=60)
+    result = solve(inst, "exact", criterion, time_limit=60, options={"algorithm": "oa"})
     assert result.status is SolutionStatus.optimal
     assert result.objective == pytest.approx(brute_force(inst, Criterion.make(criterion, inst)),
                                              rel=1e-6, abs=1e-6)
@@ -236,7 +238,7 @@ def test_outer_approximation_matches_brute_force_for_each_constraint_kind(seed, 
 
 def test_branch_and_bound_agrees_with_outer_approximation_on_a_generated_instance():
     inst = pairdesign.synthetic_instance(8, 4, 3, budget=6, seed=2).instance
-    oa = solve(inst, "exact")
+    oa = solve(inst, "exact", options={"algorithm": "oa"})
     bnb = solve(inst, "exact", options={"algorithm": "bnb"})
     assert oa.status is bnb.status is SolutionStatus.optimal
     assert bnb.objective == pytest.approx(oa.objective, rel=1e-9, abs=1e-9)
@@ -249,8 +251,7 @@ def test_relaxation_with_bounds_respects_them_and_bounds_the_box():
 
     inst = pairdesign.synthetic_instance(8, 4, 3, budget=6, seed=2).instance
     crit = Criterion.make("D", inst)
-    ctx = Context(instance=inst, criterion=crit, budget=inst.budget, time_limit=None, seed=0,
-                  options=None, logger=logging.getLogger("test"))
+    ctx = Context.make(inst, crit, seed=0, logger=logging.getLogger("test"))
     P = len(inst.candidates)
     lower, upper = np.zeros(P), np.ones(P)
     free = solve_relaxation(ctx, tol=1e-9)

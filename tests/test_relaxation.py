@@ -9,9 +9,9 @@ from hypothesis import given, settings, strategies as st
 import pairdesign
 from helpers import has_feasible_design, random_instance
 from pairdesign import InfeasibleError, SolutionStatus, TerminationCondition, solve
-from pairdesign.constraints import linear_constraints, violations
+from pairdesign.polytope import linear_constraints, violations
 from pairdesign.information import Criterion, gains, information_matrix
-from pairdesign.solvers.linear_oracle import LinearOracle
+from pairdesign.oracle import LinearOracle
 
 seeds = st.integers(0, 2**32 - 1)
 

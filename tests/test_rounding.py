@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import pairdesign
 from helpers import check_feasible, has_feasible_design, random_instance
 from pairdesign import Criterion, DesignError, OptionError, SolutionStatus, objective, solve
-from pairdesign.constraints import DesignBuilder, violations
+from pairdesign.polytope import DesignBuilder, violations
 from pairdesign.solvers.base import Context
 from pairdesign.solvers.frank_wolfe import solve_relaxation
 from pairdesign.solvers.rounding import efficient_counts, pipage_counts
@@ -18,9 +18,8 @@ from test_exact import brute_force, enumerable
 
 
 def _context(inst, criterion="D", seed=0, budget=None):
-    return Context(instance=inst, criterion=Criterion.make(criterion, inst),
-                   budget=inst.budget if budget is None else budget, time_limit=None, seed=seed,
-                   options=None, logger=logging.getLogger("test"))
+    return Context.make(inst, Criterion.make(criterion, inst), budget, seed=seed,
+                        logger=logging.getLogger("test"))
 
 
 @settings(max_examples=30, deadline=None)

@@ -26,7 +26,7 @@ from ..instance import FORMAT, Group, Instance
 _TOP_FIELDS = {
     "format", "name", "prompts", "budget", "ridge", "weights", "max_pairs_per_prompt",
     "max_pairs_per_completion", "max_labels_per_pair", "pairs", "fixed_in", "fixed_out",
-    "labeled", "groups", "projection", "rounds", "posterior",
+    "labeled", "groups", "projection", "rounds", "min_pairs_per_prompt", "posterior",
 }
 _PROMPT_FIELDS = {"id", "completions", "max_pairs", "text"}
 _COMPLETION_FIELDS = {"id", "features", "score", "text"}
@@ -168,18 +168,21 @@ def _instance_from_json(doc: Any) -> Instance:
     _expect(isinstance(raw_groups, list), "must be a list of {name, prompts, budget}", "groups")
     for g, grp in enumerate(raw_groups):
         where = f"groups[{g}]"
-        _expect(isinstance(grp, dict) and set(grp) == {"name", "prompts", "budget"},
-                "must be an object with exactly 'name', 'prompts' and 'budget'", where)
+        _expect(isinstance(grp, dict) and {"name", "prompts", "budget"} <= set(grp)
+                <= {"name", "prompts", "budget", "min_pairs"},
+                "must be an object with 'name', 'prompts', 'budget' and optionally 'min_pairs'", where)
         _expect(isinstance(grp["name"], str), "must be a string", f"{where}.name")
         _expect(isinstance(grp["prompts"], list), "must be a list of prompt ids", f"{where}.prompts")
         idx = []
         for pid in grp["prompts"]:
             _expect(isinstance(pid, str) and pid in seen_prompts, f"unknown prompt id {pid!r}", f"{where}.prompts")
             idx.append(seen_prompts[pid])
-        groups.append(Group(grp["name"], np.asarray(idx, dtype=np.int64), grp["budget"]))
+        groups.append(Group(grp["name"], np.asarray(idx, dtype=np.int64), grp["budget"],
+                            grp.get("min_pairs", 0)))
 
     settings = {key: doc[key] for key in ("name", "ridge", "weights", "max_pairs_per_prompt",
-                                          "max_pairs_per_completion", "max_labels_per_pair")
+                                          "max_pairs_per_completion", "max_labels_per_pair",
+                                          "min_pairs_per_prompt")
                 if key in doc and doc[key] is not None}
     if "max_labels_per_pair" in doc and doc["max_labels_per_pair"] is None:
         settings["max_labels_per_pair"] = None
@@ -268,6 +271,8 @@ def _instance_to_json(inst: Instance) -> dict[str, Any]:
                            "max_pairs_per_completion": inst.max_pairs_per_completion,
                            "max_labels_per_pair": inst.max_labels_per_pair,
                            "pairs": None if inst.pairs is None else table(inst.pairs, inst.pair_costs)}
+    if inst.min_pairs_per_prompt is not None:
+        doc["min_pairs_per_prompt"] = inst.min_pairs_per_prompt
     if inst.fixed_in.shape[0]:
         doc["fixed_in"] = table(inst.fixed_in)
     if inst.fixed_out.shape[0]:
@@ -282,7 +287,8 @@ def _instance_to_json(inst: Instance) -> dict[str, Any]:
                 row.append(None if math.isnan(w) else _number(w))
     if inst.groups:
         doc["groups"] = [{"name": g.name, "prompts": [str(p) for p in inst.prompt_ids[g.prompts]],
-                          "budget": _number(g.budget)} for g in inst.groups]
+                          "budget": _number(g.budget), **({"min_pairs": g.min_pairs} if g.min_pairs else {})}
+                         for g in inst.groups]
     if inst.projection is not None:
         doc["projection"] = inst.projection
     if inst.rounds:

@@ -27,11 +27,12 @@ from .instance_json import _expect
 
 _NPZ_ARRAYS = {"format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features", "score",
                "prompt_max_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
-               "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets",
+               "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets", "group_min_pairs",
                "labeled_wins", "prompt_text_bytes", "prompt_text_offsets", "completion_text_bytes",
                "completion_text_offsets", "posterior_mean", "posterior_covariance"}
 _META_FIELDS = {"name", "budget", "ridge", "weights", "max_pairs_per_prompt",
-                "max_pairs_per_completion", "max_labels_per_pair", "projection", "rounds"}
+                "max_pairs_per_completion", "max_labels_per_pair", "projection", "rounds",
+                "min_pairs_per_prompt"}
 
 
 def _pack_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +62,8 @@ def _unpack_texts(data: np.ndarray, offsets: np.ndarray, name: str) -> tuple[str
 def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
     meta = {key: getattr(inst, key) for key in sorted(_META_FIELDS)}
     meta["rounds"] = list(inst.rounds)
+    if inst.min_pairs_per_prompt is None:
+        del meta["min_pairs_per_prompt"]  # written only when set
     arrays: dict[str, np.ndarray] = {
         "format": np.asarray(FORMAT),
         "meta": np.asarray(json.dumps(meta)),
@@ -96,6 +99,8 @@ def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
         arrays["group_budgets"] = np.asarray([g.budget for g in inst.groups])
         arrays["group_prompts"] = np.concatenate([g.prompts for g in inst.groups])
         arrays["group_offsets"] = np.cumsum([0] + [len(g.prompts) for g in inst.groups])
+        if any(g.min_pairs for g in inst.groups):
+            arrays["group_min_pairs"] = np.asarray([g.min_pairs for g in inst.groups], dtype=np.int64)
     return arrays
 
 
@@ -123,6 +128,7 @@ _RULES: dict[str, tuple[str, int, str]] = {
     "group_budgets": (_NUMBERS, 1, "a list of numbers"),
     "group_prompts": (_INTEGERS, 1, "a list of prompt indices (integers)"),
     "group_offsets": (_INTEGERS, 1, "a list of offsets (integers)"),
+    "group_min_pairs": (_INTEGERS, 1, "a list of minimum labels per group (integers)"),
     "prompt_text_bytes": ("u", 1, "UTF-8 bytes (uint8)"),
     "prompt_text_offsets": (_INTEGERS, 1, "a list of offsets (integers)"),
     "completion_text_bytes": ("u", 1, "UTF-8 bytes (uint8)"),
@@ -199,6 +205,9 @@ def _check_arrays(members: dict[str, object]) -> dict[str, np.ndarray]:
                 missing[0] if missing else "")
         G = arrays["group_names"].shape[0]
         _expect(arrays["group_budgets"].shape == (G,), f"must have one budget per group ({G})", "group_budgets")
+        if "group_min_pairs" in arrays:
+            _expect(arrays["group_min_pairs"].shape == (G,), f"must have one entry per group ({G})",
+                    "group_min_pairs")
         offsets = arrays["group_offsets"]
         P = arrays["group_prompts"].shape[0]
         _expect(offsets.shape == (G + 1,), f"must have one entry per group plus one ({G + 1})", "group_offsets")
@@ -240,7 +249,8 @@ def _instance_from_npz(data: dict[str, object]) -> Instance:
         go = arrays["group_offsets"].tolist()
         for g, gname in enumerate(arrays["group_names"].tolist()):
             groups.append(Group(str(gname), arrays["group_prompts"][go[g]:go[g + 1]].astype(np.int64),
-                                float(arrays["group_budgets"][g])))
+                                float(arrays["group_budgets"][g]),
+                                int(arrays["group_min_pairs"][g]) if "group_min_pairs" in arrays else 0))
     texts = {}
     for name in ("prompt", "completion"):
         texts[name] = (_unpack_texts(arrays[f"{name}_text_bytes"], arrays[f"{name}_text_offsets"], name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import linear_constraints
+from ..polytope import linear_constraints
 from ..information import Criterion, gains, information_matrix
 from ..instance import Instance
 
@@ -31,12 +31,15 @@ def integer_model(instance: Instance, criterion: Criterion, budget: float | None
     model.n = pyo.Var(model.pairs, domain=pyo.Integers, bounds=lambda m, p: bounds[p])
     model.eta = pyo.Var(domain=pyo.Reals)
     A = lc.A.tocsr()
+    low_sides = lc.lower_sides()  # coverage minimums (-inf where none)
 
     def row(m, r):
         lo, hi = A.indptr[r], A.indptr[r + 1]
         if lo == hi:  # a row without candidates (e.g. a capped prompt with no pairs)
             return pyo.Constraint.Skip
-        return sum(float(v) * m.n[int(p)] for p, v in zip(A.indices[lo:hi], A.data[lo:hi])) <= float(lc.b[r])
+        body = sum(float(v) * m.n[int(p)] for p, v in zip(A.indices[lo:hi], A.data[lo:hi]))
+        low, high = float(low_sides[r]), float(lc.b[r])
+        return (None if not np.isfinite(low) else low, body, None if not np.isfinite(high) else high)
 
     model.rows = pyo.Constraint(pyo.RangeSet(0, lc.n_rows - 1), rule=row)
     model.cuts = pyo.ConstraintList()

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import linear_constraints
-from ..errors import OptionError, SolverError
+from ..polytope import Polytope, linear_constraints
 from ..information import centered_features, prior_information
 from ..instance import Instance
 
 
-def misocp_problem(instance: Instance, budget: float | None = None):
+def misocp_problem(instance: Instance, budget: float | None = None, polytope: Polytope | None = None):
     """The MISOCP as ``(problem, n)`` (cvxpy); maximises (det M)^(1/d)."""
     import cvxpy as cp
 
@@ -31,7 +30,7 @@ def misocp_problem(instance: Instance, budget: float | None = None):
     phi = centered_features(instance)
     A = (phi[cand.j] - phi[cand.k]) * np.sqrt(cand.weight)[:, None]  # row i: A_i^T
     L0 = np.linalg.cholesky(prior_information(instance))
-    lc = linear_constraints(instance, budget)
+    lc = linear_constraints(instance, budget) if polytope is None else polytope
 
     n = cp.Variable(P, integer=True, name="n")
     Z = cp.Variable((P, d), name="Z")
@@ -42,7 +41,7 @@ def misocp_problem(instance: Instance, budget: float | None = None):
     N = cp.reshape(n, (P, 1), order="F") @ np.ones((1, d))
     constraints = [
         A.T @ Z + L0 @ Z0 == J,
-        n >= lc.lower, n <= lc.upper, lc.A @ n <= lc.b,
+        n >= lc.lower, n <= lc.upper, *_rows(lc, n),
         # Z_ij^2 <= T_ij n_i  as  |(2 Z_ij, T_ij - n_i)| <= T_ij + n_i
         cp.SOC(cp.vec(T + N, order="F"),
                cp.vstack([cp.vec(2 * Z, order="F"), cp.vec(T - N, order="F")]), axis=0),
@@ -55,33 +54,12 @@ def misocp_problem(instance: Instance, budget: float | None = None):
     return cp.Problem(cp.Maximize(cp.geo_mean(cp.diag(J))), constraints), n
 
 
-def solve_misocp(instance: Instance, budget: float | None = None, solver: str = "SCIP",
-                 time_limit: float | None = None, stats: dict | None = None
-                 ) -> tuple[np.ndarray, str, float | None]:
-    """Solve the MISOCP; returns (n, cvxpy status, the solver's optimum as log det, or None).
-    ``stats``, if given, receives the seconds cvxpy spent compiling and the solver's own
-    seconds and iteration count (cvxpy reports SCIP's LP iterations, not its nodes)."""
-    import cvxpy as cp
-
-    name = solver.upper()
-    if name not in cp.installed_solvers():
-        raise OptionError(f"mixed-integer conic solver {solver!r} is not installed; installed: "
-                          f"{cp.installed_solvers()} (pip install pyscipopt for SCIP)")
-    problem, n = misocp_problem(instance, budget)
-    kwargs = {}
-    if time_limit is not None and name == "SCIP":
-        kwargs["scip_params"] = {"limits/time": float(time_limit)}
-    try:
-        problem.solve(solver=name, **kwargs)
-    except cp.error.SolverError as exc:
-        raise SolverError(f"{name} failed on the MISOCP: {exc}") from None
-    if stats is not None:
-        stats["compile"] = float(problem.compilation_time or 0.0)
-        stats["solver"] = float(problem.solver_stats.solve_time or 0.0)
-        stats["iterations"] = problem.solver_stats.num_iters
-    if n.value is None:
-        raise OptionError(f"{name} returned no design (status {problem.status})")
-    optimum = None
-    if problem.status == "optimal" and problem.value is not None and problem.value > 0:
-        optimum = instance.dim * float(np.log(problem.value))
-    return np.round(np.asarray(n.value)), str(problem.status), optimum
+def _rows(lc, n) -> list:
+    """The polytope's rows as cvxpy constraints (each side where it is finite)."""
+    up = np.flatnonzero(np.isfinite(lc.b))
+    out = [lc.A[up] @ n <= lc.b[up]] if up.size else []
+    low = lc.lower_sides()
+    down = np.flatnonzero(np.isfinite(low))
+    if down.size:
+        out.append(lc.A[down] @ n >= low[down])
+    return out

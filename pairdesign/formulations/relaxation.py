@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import linear_constraints
-from ..errors import OptionError, SolverError
+from ..errors import OptionError
+from ..polytope import Polytope, linear_constraints
 from ..information import Criterion, centered_features, prior_information
 from ..instance import Instance
 
 MAX_ENTRIES = 200_000_000  # pairs x d^2 floats (1.6 GB) beyond which the reference is refused
 
 
-def relaxation_problem(instance: Instance, criterion: Criterion, budget: float | None = None):
+def relaxation_problem(instance: Instance, criterion: Criterion, budget: float | None = None,
+                       polytope: Polytope | None = None):
     """The CR as ``(problem, n)``: a cvxpy Problem and its variable n (one entry per candidate)."""
     import cvxpy as cp
 
@@ -34,7 +35,7 @@ def relaxation_problem(instance: Instance, criterion: Criterion, budget: float |
     phi = centered_features(instance)
     Z = phi[cand.j] - phi[cand.k]
     V = (Z[:, :, None] * Z[:, None, :]).reshape(P, d * d) * cand.weight[:, None]
-    lc = linear_constraints(instance, budget)
+    lc = linear_constraints(instance, budget) if polytope is None else polytope
     n = cp.Variable(P, name="n")
     M = cp.reshape(V.T @ n, (d, d), order="F") + prior_information(instance)
     M = (M + M.T) / 2
@@ -44,26 +45,16 @@ def relaxation_problem(instance: Instance, criterion: Criterion, budget: float |
         objective = -cp.tr_inv(M)
     else:
         objective = -cp.matrix_frac(criterion.H_factor, M)
-    constraints = [n >= lc.lower, n <= lc.upper, lc.A @ n <= lc.b]
+    constraints = [n >= lc.lower, n <= lc.upper, *_rows(lc, n)]
     return cp.Problem(cp.Maximize(objective), constraints), n
 
 
-def solve_relaxation_cvxpy(instance: Instance, criterion: Criterion, budget: float | None = None,
-                           solver: str = "CLARABEL", verbose: bool = False) -> tuple[np.ndarray, str]:
-    """Solve the CR with a cvxpy conic solver; returns (n, cvxpy status)."""
-    import cvxpy as cp
-
-    name = solver.upper()
-    if name not in cp.installed_solvers():
-        raise OptionError(f"cvxpy solver {solver!r} is not installed; installed: {cp.installed_solvers()}")
-    problem, n = relaxation_problem(instance, criterion, budget)
-    try:
-        problem.solve(solver=name, verbose=verbose)
-    except cp.error.SolverError as exc:
-        raise SolverError(f"cvxpy solver {name} failed on the relaxation: {exc}") from None
-    if problem.status in ("infeasible", "infeasible_inaccurate"):
-        from ..errors import InfeasibleError
-        raise InfeasibleError("the relaxation is infeasible: the constraints admit no design")
-    if n.value is None:
-        raise OptionError(f"cvxpy solver {name} returned no solution (status {problem.status})")
-    return np.asarray(n.value, dtype=np.float64), str(problem.status)
+def _rows(lc, n) -> list:
+    """The polytope's rows as cvxpy constraints (each side where it is finite)."""
+    up = np.flatnonzero(np.isfinite(lc.b))
+    out = [lc.A[up] @ n <= lc.b[up]] if up.size else []
+    low = lc.lower_sides()
+    down = np.flatnonzero(np.isfinite(low))
+    if down.size:
+        out.append(lc.A[down] @ n >= low[down])
+    return out

@@ -3,7 +3,9 @@
 1. ``round`` (relaxation, rounding, local search): a design with the relaxation's certified bound.
    If its gap is already within ``tol``, it is optimal and auto stops.
 2. If the instance has at most ``exact_pairs`` candidate pairs, branch and bound (method
-   ``exact``, ``algorithm="bnb"``, started from the rounded design) runs for the rest of the time limit (``exact_time`` seconds when no limit is given);
+   ``exact``, ``algorithm="bnb"``, started from the rounded design) runs for at most
+   ``exact_nodes`` nodes (a work limit, so that a seeded run without a time limit does not depend
+   on the clock), within the time limit if one is given (and ``exact_time`` seconds if set);
    auto returns the better design of the two, the smaller bound, and ``optimal`` only when the
    bound is met within ``tol``.
 """
@@ -29,24 +31,26 @@ class Auto:
     class Options:
         tol: float = 1e-6
         exact_pairs: int = 5000  # try to prove optimality up to this many candidate pairs
-        exact_time: float = 10.0  # seconds for the exact phase when solve() has no time limit
+        exact_nodes: int = 2000  # branch-and-bound nodes of the exact phase (a work limit)
+        exact_time: float | None = None  # seconds for the exact phase (None: the time limit only)
         draws: int = 8
 
         def check(self) -> None:
             check_stopping("auto", self.tol, 1)
-            if self.exact_pairs < 0 or not self.exact_time > 0 or self.draws < 0:
+            if self.exact_pairs < 0 or self.draws < 0 or self.exact_nodes < 1:
                 raise OptionError("options of method 'auto': exact_pairs and draws must be >= 0, "
-                                  "exact_time > 0")
+                                  "exact_nodes >= 1")
+            if self.exact_time is not None and not self.exact_time > 0:
+                raise OptionError(f"option 'exact_time' of method 'auto' must be > 0, got {self.exact_time}")
 
     def run(self, ctx: Context) -> Outcome:
-        from .relax_round import Round
+        from .round import Round
 
         opts = ctx.options
         inst, crit = ctx.instance, ctx.criterion
-        P = len(inst.candidates)
-        round_ctx = ctx.phase(Round.Options(tol=opts.tol, draws=opts.draws), ctx.time_limit)
+        P = ctx.pool.size
+        round_ctx = ctx.phase(Round.Options(tol=opts.tol, draws=opts.draws))
         rounded = Round().run(round_ctx)
-        ctx.incumbent = round_ctx.incumbent
         if rounded.status is SolutionStatus.optimal:
             ctx.say("auto: the rounded design meets the relaxation's bound: optimal")
             return _solver(rounded, "round")
@@ -56,18 +60,20 @@ class Auto:
         if ctx.out_of_time():
             return _solver(rounded, "round")
 
-        from .outer_approximation import OuterApproximation
+        from .exact import Exact
 
-        deadline = ctx.time_limit if ctx.time_limit is not None else ctx.elapsed() + opts.exact_time
-        ctx.say(f"auto: {P} candidate pairs: trying to prove optimality (exact) "
-                f"for up to {deadline - ctx.elapsed():.1f} s")
+        deadline = ctx.deadline.child(seconds=opts.exact_time)
+        ctx.say(f"auto: {P} candidate pairs: trying to prove optimality (exact, branch and bound, "
+                f"at most {opts.exact_nodes} nodes"
+                + ("" if not deadline.limited else f", {deadline.remaining():.1f} s") + ")")
         # branch and bound: the faster exact algorithm on the benchmark (benchmarks/RESULTS.md),
         # started from the rounded design
-        exact_ctx = ctx.phase(OuterApproximation.Options(tol=opts.tol, algorithm="bnb"), deadline)
+        exact_ctx = ctx.phase(Exact.Options(tol=opts.tol, algorithm="bnb", max_nodes=opts.exact_nodes),
+                              deadline)
         exact_ctx.start = np.asarray(rounded.counts, dtype=np.int64)
-        exact = OuterApproximation().run(exact_ctx)
+        exact = Exact().run(exact_ctx)
 
-        values = [crit.value(information_matrix(inst, o.counts)) for o in (rounded, exact)]
+        values = [crit.value(information_matrix(inst, o.counts, ctx.pool)) for o in (rounded, exact)]
         best = exact if values[1] > values[0] else rounded
         value = max(values)
         bound = min(b for b in (rounded.bound, exact.bound) if b is not None)
@@ -75,7 +81,7 @@ class Auto:
         proven = bound - value <= allowed_gap(crit, value, inst.dim, opts.tol)
         termination = (TerminationCondition.converged if proven
                        else TerminationCondition.time_limit if ctx.out_of_time()
-                       else TerminationCondition.completed)  # exact_time is auto's own choice
+                       else TerminationCondition.completed)  # exact_nodes is auto's own choice
         ctx.say(f"auto: best design from {'exact' if best is exact else 'round'}, f = {value:.10g}, "
                 f"bound {bound:.10g}" + (" (optimal)" if proven else ""))
         return Outcome(np.asarray(best.counts, dtype=np.int64), termination,

@@ -12,15 +12,21 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 
-from ..constraints import DesignBuilder
+from ..polytope import DesignBuilder
+from ..deadline import Deadline
+from ..polytope import Polytope
+from ..pool import CandidatePool
+from ..problem import Problem
 from ..errors import OptionError
-from ..information import Criterion
+from ..information import Criterion, information_matrix
 from ..instance import Instance
 from .result import SolutionStatus, TerminationCondition
 
@@ -28,10 +34,10 @@ from .result import SolutionStatus, TerminationCondition
 METHODS: dict[str, str] = {
     "greedy": "pairdesign.solvers.greedy:Greedy",
     "auto": "pairdesign.solvers.auto:Auto",
-    "round": "pairdesign.solvers.relax_round:Round",
-    "local-search": "pairdesign.solvers.relax_round:LocalSearch",
+    "round": "pairdesign.solvers.round:Round",
+    "local-search": "pairdesign.solvers.local_search:LocalSearch",
     "relax": "pairdesign.solvers.relax:Relax",
-    "exact": "pairdesign.solvers.outer_approximation:OuterApproximation",
+    "exact": "pairdesign.solvers.exact:Exact",
     "misocp": "pairdesign.solvers.misocp:Misocp",
     "random": "pairdesign.solvers.baselines:RandomPairs",
     "first-k": "pairdesign.solvers.baselines:FirstK",
@@ -45,31 +51,83 @@ DEFAULT_METHOD = "auto"
 
 
 @dataclass
-class Context:
-    """What a method sees: the instance, the request, the clock, the seed, and the log."""
+class Known:
+    """What a run knows that an interrupt must not lose, shared by all phases of one run: the
+    designs it holds (objects with ``.counts``, or callables returning integer counts) and the
+    best upper bound on the optimum proven so far (over the whole problem, not a node)."""
 
-    instance: Instance
-    criterion: Criterion
-    budget: float
-    time_limit: float | None
-    seed: int | None
-    options: Any
-    logger: logging.Logger
+    incumbents: list[Any] = field(default_factory=list)
+    bound: float | None = None
+
+    def offer_bound(self, bound: float | None) -> None:
+        if bound is not None and math.isfinite(bound) and (self.bound is None or bound < self.bound):
+            self.bound = float(bound)
+
+
+@dataclass
+class Context:
+    """What a method sees: the problem, its options, the deadline, the seed, and the log."""
+
+    problem: Problem
+    options: Any = None
+    deadline: Deadline = field(default_factory=Deadline.never)
+    seed: int | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("pairdesign"))
     rng: np.random.Generator = field(init=False)
     started: float = field(init=False, default_factory=time.perf_counter)
     log: list[str] = field(default_factory=list)
-    incumbent: DesignBuilder | None = None
+    known: Known = field(default_factory=Known)
     start: np.ndarray | None = None  # a feasible integer design from an earlier phase (auto)
     _last_progress: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
 
+    @classmethod
+    def make(cls, instance: Instance, criterion: "str | Criterion" = "D", budget: float | None = None,
+             *, options: Any = None, deadline: Deadline | None = None, seed: int | None = None,
+             logger: logging.Logger | None = None, pool: CandidatePool | None = None) -> "Context":
+        """A context for calling an algorithm directly (tests, benchmarks, compare)."""
+        problem = Problem.build(instance, criterion, budget, pool=pool)
+        return cls(problem=problem, options=options, deadline=deadline or Deadline.never(),
+                   seed=seed, logger=logger or logging.getLogger("pairdesign"))
+
+    # the problem's parts, as the methods name them
+    @property
+    def instance(self) -> Instance:
+        return self.problem.instance
+
+    @property
+    def criterion(self) -> Criterion:
+        return self.problem.criterion
+
+    @property
+    def budget(self) -> float:
+        return self.problem.budget
+
+    @property
+    def pool(self) -> CandidatePool:
+        return self.problem.pool
+
+    @property
+    def polytope(self) -> Polytope:
+        return self.problem.polytope
+
+    @property
+    def incumbent(self) -> Any:
+        return self.known.incumbents[-1] if self.known.incumbents else None
+
+    @incumbent.setter
+    def incumbent(self, design: Any) -> None:
+        """Register a design the run holds (kept for an interrupt; the best one is returned)."""
+        if design is not None and not any(d is design for d in self.known.incumbents):
+            self.known.incumbents.append(design)
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
     def out_of_time(self) -> bool:
-        return self.time_limit is not None and self.elapsed() >= self.time_limit
+        return self.deadline.expired()
 
     def say(self, message: str, fraction: float | None = None) -> None:
         """A progress line: logged at INFO (with the share of work done, if known, as the
@@ -88,26 +146,27 @@ class Context:
             self._last_progress = now
             self.say(message(), fraction=None if fraction is None else fraction())
 
-    def phase(self, options: Any = None, time_limit: float | None = None) -> "Context":
-        """A context for one phase of a method: the same instance, clock, seed stream and log,
-        its own options and deadline (``time_limit`` seconds after this context started)."""
-        sub = Context(instance=self.instance, criterion=self.criterion, budget=self.budget,
-                      time_limit=time_limit, seed=self.seed, options=options, logger=self.logger,
-                      log=self.log)
+    def phase(self, options: Any = None, deadline: Deadline | None = None,
+              problem: Problem | None = None, logger: logging.Logger | None = None) -> "Context":
+        """A context for one phase of a method: the same clock, seed stream, log and record of
+        what is known; its own options, deadline (a child of this one; this one's by default)
+        and, for a branch-and-bound node, its own (restricted) problem."""
+        sub = Context(problem=problem or self.problem, options=options,
+                      deadline=self.deadline if deadline is None else deadline, seed=self.seed,
+                      logger=logger or self.logger, log=self.log, known=self.known)
         sub.started = self.started
         sub.rng = self.rng
         return sub
 
-    def share_of_time_left(self, share: float) -> float | None:
-        """The deadline ``share`` of the remaining time from now (None without a time limit)."""
-        if self.time_limit is None:
-            return None
-        return self.elapsed() + share * max(self.time_limit - self.elapsed(), 0.0)
+    def share_of_time_left(self, share: float) -> Deadline:
+        """The child deadline at ``share`` of the time left from now."""
+        return self.deadline.child(share=share)
 
     def builder(self) -> DesignBuilder:
         """A fresh feasible design (the pairs fixed in), registered as the incumbent."""
-        self.incumbent = DesignBuilder(self.instance, self.budget)
-        return self.incumbent
+        design = DesignBuilder(self.instance, self.budget)
+        self.incumbent = design
+        return design
 
 
 @dataclass
@@ -151,27 +210,98 @@ def method_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def _kinds(annotation: Any) -> set[str]:
+    """The declared type of an option as names: ``"float | None"`` -> {"float", "None"}."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return {part.strip() for part in text.split("|")}
+
+
+def _coerce(method: str, key: str, value: Any, kinds: set[str]) -> Any:
+    """An option value checked against its declared type; text (as the CLI passes it) is
+    parsed by that type. Raises :class:`OptionError` with one line naming the option."""
+    is_bool = isinstance(value, bool)
+    if value is None and "None" in kinds:
+        return None
+    if "bool" in kinds and is_bool:
+        return value
+    if "int" in kinds and isinstance(value, (int, np.integer)) and not is_bool:
+        return int(value)
+    if "float" in kinds and isinstance(value, (int, float, np.integer, np.floating)) and not is_bool:
+        return float(value)
+    if "str" in kinds and isinstance(value, str):
+        return value
+    if isinstance(value, str):  # from the command line: parse by the declared type
+        text = value.strip()
+        if "None" in kinds and text.lower() in ("none", "null"):
+            return None
+        if "bool" in kinds and text.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return text.lower() in ("true", "1", "yes")
+        for kind, parse in (("int", int), ("float", float)):
+            if kind in kinds:
+                try:
+                    return parse(text)
+                except ValueError:
+                    pass
+    wanted = " or ".join(sorted(k if k != "None" else "none" for k in kinds))
+    raise OptionError(f"option {key!r} of method {method!r} must be {wanted}, got {value!r}")
+
+
 def make_options(method: type, options: dict[str, Any] | None) -> Any:
-    """The method's typed options from a dict; unknown names and wrong types are errors."""
+    """The method's typed options from a dict; unknown names and wrong types are errors (text
+    values, as the CLI passes them, are parsed by the option's declared type)."""
     options = dict(options or {})
     known = {f.name: f for f in dataclasses.fields(method.Options)}
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise OptionError(f"unknown option(s) {unknown} for method {method.name!r}; "
                           f"known: {sorted(known) or 'none'}")
-    for key, value in options.items():
-        kind = known[key].type
-        kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-        ok = {
-            "int": isinstance(value, (int, np.integer)) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "str": isinstance(value, str),
-        }.get(kind, True)
-        if not ok:
-            raise OptionError(f"option {key!r} of method {method.name!r} must be {kind}, got {value!r}")
-    opts = method.Options(**options)
+    typed = {key: _coerce(method.name, key, value, _kinds(known[key].type))
+             for key, value in options.items()}
+    opts = method.Options(**typed)
     check = getattr(opts, "check", None)
     if check is not None:
         check()
     return opts
+
+
+class Timings:
+    """Seconds spent per phase: ``with clock("master"): ...``; ``summary()`` for the log."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def summary(self) -> str:
+        return " ".join(f"{k}={v:.3f}s" for k, v in self.seconds.items())
+
+
+class FixedIncumbent:
+    """An incumbent for the front door's interrupt handling (it reads ``.counts``)."""
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = counts.astype(np.int64)
+
+
+def finish_with_bound(ctx: Context, design: DesignBuilder, relaxed: Any, tol: float, stopped: bool,
+            solver: str, method: str) -> Outcome:
+    """The Outcome of a design with the relaxation's certified bound: ``optimal`` when the gap
+    is within ``tol`` (:func:`allowed_gap`)."""
+    from .frank_wolfe import allowed_gap
+
+    value = ctx.criterion.value(information_matrix(ctx.instance, design.counts, ctx.pool))
+    bound = max(relaxed.bound, value)  # U >= f always; max guards the last digit
+    proven = bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, tol)
+    termination = (TerminationCondition.converged if proven
+                   else TerminationCondition.time_limit if stopped else TerminationCondition.completed)
+    ctx.say(f"{method}: f = {value:.10g}, "
+            f"bound {bound:.10g}, gap {bound - value:.3g}")
+    return Outcome(design.counts.copy(), termination,
+                   SolutionStatus.optimal if proven else SolutionStatus.feasible,
+                   bound=bound, solver=solver)

@@ -1,7 +1,7 @@
 """The designs people use today, as methods, so that benchmarks can beat them honestly.
 
 Each baseline ranks the candidate pairs and takes them in that order wherever they keep every
-constraint (:meth:`~pairdesign.constraints.DesignBuilder.fill`), until the budget is spent:
+constraint (:meth:`~pairdesign.polytope.DesignBuilder.fill`), until the budget is spent:
 
 - ``random``: a uniformly random order (seeded).
 - ``first-k``: all pairs among the first k completions of each prompt, prompts in file order.
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-from ..information import centered_features, pair_quadratic_forms
 from .base import Context, NoOptions, Outcome
 from .result import TerminationCondition
 
@@ -62,7 +61,7 @@ class _Baseline:
 
     @staticmethod
     def score_gap(ctx: Context) -> np.ndarray:
-        cand, scores = ctx.instance.candidates, ctx.instance.scores
+        cand, scores = ctx.pool.pairs, ctx.instance.scores
         return scores[cand.j] - scores[cand.k]
 
 
@@ -70,7 +69,7 @@ class RandomPairs(_Baseline):
     name = "random"
 
     def order(self, ctx: Context) -> np.ndarray:
-        return ctx.rng.permutation(len(ctx.instance.candidates))
+        return ctx.rng.permutation(len(ctx.pool.pairs))
 
 
 class FirstK(_Baseline):
@@ -85,7 +84,7 @@ class FirstK(_Baseline):
                 raise OptionError(f"option 'k' of method 'first-k' must be >= 2, got {self.k}")
 
     def order(self, ctx: Context) -> np.ndarray:
-        inst, cand = ctx.instance, ctx.instance.candidates
+        inst, cand = ctx.instance, ctx.pool.pairs
         start = inst.prompt_offsets[cand.prompt]
         local_j, local_k = cand.j - start, cand.k - start
         keep = np.flatnonzero((local_j < ctx.options.k) & (local_k < ctx.options.k))
@@ -99,7 +98,7 @@ class BestVsWorst(_Baseline):
     needs_scores = True
 
     def order(self, ctx: Context) -> np.ndarray:
-        cand = ctx.instance.candidates
+        cand = ctx.pool.pairs
         rank = _rank_within_prompt(cand.prompt, -np.abs(self.score_gap(ctx)))
         return _round_robin(cand.prompt, rank)
 
@@ -109,7 +108,7 @@ class UltraFeedback(_Baseline):
     needs_scores = True
 
     def order(self, ctx: Context) -> np.ndarray:
-        inst, cand = ctx.instance, ctx.instance.candidates
+        inst, cand = ctx.instance, ctx.pool.pairs
         # the best completion of each prompt (the first on ties)
         by_score = np.lexsort((-inst.scores, inst.prompt_of_row))
         best = by_score[inst.prompt_offsets[:-1]]
@@ -141,6 +140,5 @@ class MaxDistance(_Baseline):
     name = "max-distance"
 
     def order(self, ctx: Context) -> np.ndarray:
-        cand = ctx.instance.candidates
-        distance = pair_quadratic_forms(centered_features(ctx.instance), cand.j, cand.k)
+        (distance,) = ctx.pool.quadratic_forms([np.eye(ctx.instance.dim)])
         return np.argsort(-distance, kind="stable")

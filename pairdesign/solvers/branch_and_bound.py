@@ -22,12 +22,12 @@ import math
 
 import numpy as np
 
-from ..constraints import DesignBuilder, linear_constraints
+from ..polytope import DesignBuilder
 from ..errors import InfeasibleError
 from ..information import information_matrix
-from .base import Context, Outcome
+from .base import Context, FixedIncumbent, Outcome, Timings
 from .frank_wolfe import allowed_gap, solve_relaxation
-from .outer_approximation import Timings, _Fixed, greedy_design
+from .greedy import greedy_design
 from .result import SolutionStatus, TerminationCondition
 
 _INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
@@ -39,33 +39,31 @@ _SILENT.propagate = False
 
 def branch_and_bound(ctx: Context) -> Outcome:
     inst, crit, opts = ctx.instance, ctx.criterion, ctx.options
-    lc = linear_constraints(inst, ctx.budget)
+    lc = ctx.polytope
     clock = Timings()
-    max_nodes = 100 * opts.max_iterations
+    max_nodes = opts.max_nodes if opts.max_nodes is not None else 100 * opts.max_iterations
 
     with clock("greedy"):
         best = greedy_design(ctx)
-    best_value = crit.value(information_matrix(inst, best))
-    ctx.incumbent = _Fixed(best)
+    best_value = crit.value(information_matrix(inst, best, ctx.pool))
+    ctx.incumbent = FixedIncumbent(best)
 
     def round_design(x: np.ndarray) -> None:
         nonlocal best, best_value
         builder = DesignBuilder(inst, ctx.budget)
         builder.fill(np.argsort(-x, kind="stable"))
         n = builder.counts.astype(np.float64)
-        value = crit.value(information_matrix(inst, n))
+        value = crit.value(information_matrix(inst, n, ctx.pool))
         if value > best_value:
             best, best_value = n, value
-            ctx.incumbent = _Fixed(best)
+            ctx.incumbent = FixedIncumbent(best)
 
     def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
               tol: float = NODE_TOL):
-        time_left = None if ctx.time_limit is None else max(ctx.time_limit - ctx.elapsed(), 1e-3)
-        node_ctx = Context(instance=inst, criterion=crit, budget=ctx.budget, time_limit=time_left,
-                           seed=None, options=None, logger=_SILENT)
+        node_ctx = ctx.phase(None, problem=ctx.problem.restrict(lo, hi), logger=_SILENT)
         with clock("relaxation"):
-            return solve_relaxation(node_ctx, tol=tol, start=start, lower=lo,
-                                    upper=hi, stop_below=stop_below, max_iterations=500)
+            return solve_relaxation(node_ctx, tol=tol, start=start, stop_below=stop_below,
+                                    max_iterations=500)
 
     # an open node: (-bound, tie-break, its bounds that differ from the root's {p: (lo, hi)}, its
     # relaxation, solved when the node was created)
@@ -79,6 +77,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     while heap:
         target = allowed_gap(crit, best_value, inst.dim, opts.tol)
         bound = max(-heap[0][0], pruned_max)
+        ctx.known.offer_bound(max(min(bound, root_bound), best_value))
         ctx.progress(lambda: f"exact (branch and bound): {nodes} nodes, {len(heap)} open, incumbent "
                      f"{best_value:.10g}, bound {bound:.10g}, gap {bound - best_value:.3g} "
                      f"(target {target:.3g})")
@@ -103,10 +102,10 @@ def branch_and_bound(ctx: Context) -> Outcome:
         free = np.flatnonzero(hi > lo)
         if free.size == 0 or frac.max(initial=0.0) <= _INTEGRAL:  # an integral relaxed design
             xi = np.round(x)
-            value = crit.value(information_matrix(inst, xi)) if not _broken(lc, xi) else -math.inf
+            value = crit.value(information_matrix(inst, xi, ctx.pool)) if not lc.violations(xi) else -math.inf
             if value > best_value:
                 best, best_value = xi, value
-                ctx.incumbent = _Fixed(best)
+                ctx.incumbent = FixedIncumbent(best)
         if free.size == 0:
             continue  # the box holds one design, evaluated just above
         p = int(free[np.argmax(frac[free])])
@@ -157,6 +156,3 @@ def _box(lc, changes: dict) -> tuple[np.ndarray, np.ndarray]:
         lo[p], hi[p] = a, b
     return lo, hi
 
-
-def _broken(lc, n: np.ndarray) -> bool:
-    return bool(np.any(lc.A @ n > lc.b + 1e-9) or np.any(n < lc.lower) or np.any(n > lc.upper))

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..information import (PairForms, RankOneInverse, centered_features, information_matrix,
+from ..information import (PairForms, RankOneInverse, information_matrix,
                            marginal_gains)
-from ..constraints import DesignBuilder
+from ..polytope import DesignBuilder, integer_point
 from .base import Context, Outcome
 from .result import TerminationCondition
 
@@ -50,7 +50,14 @@ def complete_greedily(ctx: Context, design: DesignBuilder, *, lazy: bool = True,
     fits; ``design`` may already hold labels (rounding and local search complete their designs
     this way). Returns False if the time limit stopped it."""
     inst = ctx.instance
-    tracker = RankOneInverse(information_matrix(inst, design.counts), ctx.criterion, refresh=refresh)
+    if design.short():  # coverage minimums first, by marginal gain per cost at the start
+        M = information_matrix(inst, design.counts, ctx.pool)
+        ratio = marginal_gains(inst, M, ctx.criterion, pool=ctx.pool) / ctx.pool.pairs.cost
+        order = np.argsort(-ratio, kind="stable")
+        if not design.cover(order):
+            design.reset_to(integer_point(ctx.polytope, order))
+        ctx.say(f"greedy: coverage minimums met with {int(design.counts.sum())} labels")
+    tracker = RankOneInverse(information_matrix(inst, design.counts, ctx.pool), ctx.criterion, refresh=refresh)
     ctx.say(f"greedy ({'lazy' if lazy else 'plain'}, criterion {ctx.criterion.name}): "
             f"{len(inst.candidates)} candidate pairs, budget {ctx.budget:g}, "
             f"{int(design.counts.sum())} labels to start from")
@@ -69,8 +76,8 @@ def _lazy(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
     every gain is recomputed through completions and S rebuilt (doubling |S| if it ran short).
     """
     inst, crit = ctx.instance, ctx.criterion
-    cand = inst.candidates
-    phi = centered_features(inst)
+    cand = ctx.pool.pairs
+    pool = ctx.pool
     size = min(len(cand), max(1024, 4 * inst.dim))
     cap = max(size, (1 << 24) // max(1, inst.dim))  # |S| x d floats stay under 128 MiB
     added, refreshes = 0, 0
@@ -80,14 +87,14 @@ def _lazy(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
         open_pairs = np.flatnonzero(design.open_mask())
         if open_pairs.size == 0:
             return True
-        ratio = marginal_gains(inst, tracker.M, crit, open_pairs) / cand.cost[open_pairs]
+        ratio = marginal_gains(inst, tracker.M, crit, open_pairs, pool) / cand.cost[open_pairs]
         refreshes += 1
         if open_pairs.size > size:
             part = np.argpartition(-ratio, size)
             work, bound = open_pairs[part[:size]], float(ratio[part[size:]].max())
         else:
             work, bound = open_pairs, -np.inf
-        forms = PairForms(phi[cand.j[work]] - phi[cand.k[work]], cand.weight[work],
+        forms = PairForms(pool.features(work), cand.weight[work],
                           tracker.Minv, crit)
         cost = cand.cost[work]
         alive = np.ones(work.size, dtype=bool)
@@ -122,13 +129,12 @@ def _lazy(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
 
 def _plain(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool:
     inst = ctx.instance
-    cand = inst.candidates
-    phi = centered_features(inst)
+    cand = ctx.pool.pairs
     added = 0
     while not design.full():
         if ctx.out_of_time():
             return False
-        ratio = marginal_gains(inst, tracker.M, ctx.criterion) / cand.cost
+        ratio = marginal_gains(inst, tracker.M, ctx.criterion, pool=ctx.pool) / cand.cost
         ratio[design.counts >= cand.upper] = -np.inf
         for p in np.argsort(-ratio, kind="stable").tolist():
             if ratio[p] == -np.inf:
@@ -137,10 +143,21 @@ def _plain(ctx: Context, design: DesignBuilder, tracker: RankOneInverse) -> bool
                 break
         else:
             return True
-        z = phi[cand.j[p]] - phi[cand.k[p]]
+        z = ctx.pool.features(np.array([p]))[0]
         design.add(p)
         tracker.add(z, float(cand.weight[p]))
         added += 1
         ctx.progress(lambda: f"greedy: {added} labels, f = {tracker.value():.6g}",
                      fraction=lambda: design.spent / max(ctx.budget, 1e-12))
     return True
+
+
+def greedy_design(ctx: Context) -> np.ndarray:
+    """The first incumbent, as floats: the design an earlier phase handed over (``ctx.start``,
+    e.g. auto's rounded design), else the greedy design (within the deadline)."""
+    if ctx.start is not None:
+        return np.asarray(ctx.start, dtype=np.float64).copy()
+
+    design = ctx.builder()  # within the context's deadline: a greedy cut short is still feasible
+    complete_greedily(ctx, design)
+    return design.counts.astype(np.float64)

@@ -16,19 +16,24 @@ chosen pairs whose labels cost least to remove (``w_p a_pp``-based losses) again
 ``shortlist`` candidates of largest marginal gain, computed for all candidates through completions
 (never a pairs x d matrix); after each exchange the short lists are updated and, when they hold no
 improving exchange, rebuilt from scratch. Every exchange is checked against all constraints
-(:class:`~pairdesign.constraints.DesignBuilder`), and freed budget (unequal costs) is refilled
+(:class:`~pairdesign.polytope.DesignBuilder`), and freed budget (unequal costs) is refilled
 greedily.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..constraints import DesignBuilder
-from ..information import _inverse, centered_features, information_matrix, marginal_gains
-from .base import Context
+from ..polytope import DesignBuilder
+from ..information import _inverse, information_matrix, marginal_gains
+from ..errors import OptionError
+from ..deadline import Deadline
+from .base import Context, Outcome, check_stopping, finish_with_bound
+from .frank_wolfe import Relaxed, relax_for_bound
+from .rounding import design_value, rounded_designs
 
 
 @dataclass
@@ -65,9 +70,9 @@ def exchange_values(Zp: np.ndarray, wp: np.ndarray, Zq: np.ndarray, wq: np.ndarr
 
 def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, removals: int = 64,
             exhaustive_limit: int = 2_000_000, max_exchanges: int = 1_000_000,
-            deadline: float | None = None) -> SearchStats:
+            deadline: Deadline | None = None) -> SearchStats:
     """Improve ``design`` in place by exchanges until no screened exchange improves f (or time
-    runs out: the context's limit, or ``deadline`` seconds after the context started). See the
+    runs out: the context's deadline, or ``deadline``, a child of it). See the
     module docstring.
 
     The grid's closed forms rank the exchanges; each one taken is checked by recomputing f at
@@ -77,21 +82,20 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
     from .greedy import complete_greedily
 
     inst, crit = ctx.instance, ctx.criterion
-    cand = inst.candidates
-    phi = centered_features(inst)
+    cand = ctx.pool.pairs
     K = None if crit.name == "D" else (np.eye(inst.dim) if crit.name == "A" else crit.H)
     stats = SearchStats()
 
     def out_of_time() -> bool:
-        return ctx.out_of_time() or (deadline is not None and ctx.elapsed() >= deadline)
+        return ctx.out_of_time() or (deadline is not None and deadline.expired())
 
     if _can_add(design) and not out_of_time():
         complete_greedily(ctx, design)
 
     def Z(rows: np.ndarray) -> np.ndarray:
-        return phi[cand.j[rows]] - phi[cand.k[rows]]
+        return ctx.pool.features(rows)
 
-    M = information_matrix(inst, design.counts)
+    M = information_matrix(inst, design.counts, ctx.pool)
     Minv = _inverse(M)
     value = crit.value(M)
     ctx.say(f"local search: start f = {value:.10g}, {int(design.counts.sum())} labels")
@@ -114,9 +118,9 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             loss = -exchange_values(Z(chosen), cand.weight[chosen], np.zeros((1, inst.dim)),
                                     np.zeros(1), Minv, K)[0]
             S = chosen[np.argsort(loss, kind="stable")[:removals]]
-            gain = marginal_gains(inst, M, crit, open_q)
+            gain = marginal_gains(inst, M, crit, open_q, ctx.pool)
             top = min(shortlist, open_q.size)
-            Q = open_q[np.argpartition(-gain, top - 1)[:top]] if top < open_q.size else open_q
+            Q = ctx.pool.top(gain, top, among=open_q)
         improved_here = False
         trusted = True  # no improving-looking exchange was left unchecked or refuted
         while stats.exchanges < max_exchanges:
@@ -150,6 +154,10 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
                     new_value = -np.inf
                 if new_value > value + eps:
                     design.add(q)
+                    if design.short():  # the exchange would break a coverage minimum
+                        design.remove(q)
+                        design.add(p)
+                        continue
                     move = (M_new, new_value)
                     break
                 design.add(p)
@@ -163,7 +171,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             stats.exchanges += 1
             improved_here = True
             if stats.exchanges % 100 == 0:
-                M = information_matrix(inst, design.counts)
+                M = information_matrix(inst, design.counts, ctx.pool)
                 value = crit.value(M)
             Minv = _inverse(M)
             ctx.progress(lambda: f"local search: {stats.exchanges} exchanges, f = {value:.10g}")
@@ -184,7 +192,7 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             before = int(design.counts.sum())
             complete_greedily(ctx, design)
             if int(design.counts.sum()) > before:
-                M = information_matrix(inst, design.counts)
+                M = information_matrix(inst, design.counts, ctx.pool)
                 Minv = _inverse(M)
                 value = crit.value(M)
                 continue
@@ -193,8 +201,72 @@ def improve(ctx: Context, design: DesignBuilder, *, shortlist: int = 256, remova
             break
         if not improved_here:
             break
-    value = crit.value(information_matrix(inst, design.counts))
+    value = crit.value(information_matrix(inst, design.counts, ctx.pool))
     ctx.say(f"local search: {stats.exchanges} exchanges, {stats.rescreens} screenings, f = {value:.10g}"
             + (" (1-exchange local optimum)" if stats.local_optimum else "")
             + (" (time limit)" if stats.stopped_by_time else ""))
     return stats
+
+
+class LocalSearch:
+    name = "local-search"
+    needs_scores = False
+
+    @dataclass(frozen=True)
+    class Options:
+        start: str = "greedy"  # greedy | round | a design file (.json or .csv)
+        tol: float = 1e-6
+        relax_tol: float | None = None
+        draws: int = 8  # for start="round"
+        shortlist: int = 256
+        removals: int = 64
+
+        def check(self) -> None:
+            check_stopping("local-search", self.tol, 1)
+            if self.relax_tol is not None and not 0 < self.relax_tol < 1:
+                raise OptionError(f"option 'relax_tol' of method 'local-search' must be in (0, 1), got {self.relax_tol}")
+            if self.start not in ("greedy", "round") and not Path(self.start).suffix.lower() in (".json", ".csv"):
+                raise OptionError(f"option 'start' of method 'local-search' must be 'greedy', 'round' "
+                                  f"or a design file (.json or .csv), got {self.start!r}")
+            if self.shortlist < 1 or self.removals < 1:
+                raise OptionError("options 'shortlist' and 'removals' of method 'local-search' must be >= 1")
+
+    def run(self, ctx: Context) -> Outcome:
+        opts = ctx.options
+        relaxed = None
+        if opts.start == "round":
+            relaxed = relax_for_bound(ctx.phase(opts, ctx.share_of_time_left(0.5)), opts.relax_tol)
+        design = self._start(ctx, relaxed)
+        ctx.incumbent = design
+        ctx.say(f"local-search: start ({opts.start}) f = {design_value(ctx, design):.10g}")
+        # with a time limit, keep a quarter of what is left for the relaxation's bound
+        stats = improve(ctx, design, shortlist=opts.shortlist, removals=opts.removals,
+                        deadline=ctx.share_of_time_left(0.75))
+        if relaxed is None:  # the bound, warm-started at the design found
+            relaxed = relax_for_bound(ctx, opts.relax_tol, start=design.counts.astype(np.float64))
+        return finish_with_bound(ctx, design, relaxed, opts.tol, stats.stopped_by_time, "native", "local-search")
+
+    @staticmethod
+    def _start(ctx: Context, relaxed: Relaxed | None) -> DesignBuilder:
+        opts = ctx.options
+        if opts.start == "greedy":
+            from .greedy import complete_greedily
+
+            design = ctx.builder()
+            complete_greedily(ctx, design)
+            return design
+        if opts.start == "round":
+            assert relaxed is not None
+            return rounded_designs(ctx, relaxed.n, opts.draws)
+        from ..design import load_design
+        from ..errors import DesignError
+
+        loaded = load_design(opts.start, ctx.instance)
+        if loaded.fractional:
+            raise DesignError("a fractional design cannot start a local search; round it first "
+                              "(method round)", source=opts.start)
+        try:
+            return DesignBuilder.from_counts(ctx.instance, ctx.budget, loaded.counts)
+        except ValueError as exc:
+            raise DesignError(f"the design does not fit this instance and budget ({exc})",
+                              source=opts.start) from None

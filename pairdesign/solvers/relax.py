@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constraints import linear_constraints, shrink_into
+from ..polytope import shrink_into
 from ..errors import OptionError
 from ..information import information_matrix
 from .base import Context, Outcome, check_stopping
@@ -37,21 +37,40 @@ class Relax:
                                   f"'cvxpy:NAME', got {self.solver!r}")
             check_stopping("relax", self.tol, self.max_iterations)
 
+    @staticmethod
+    def refuse_time_limit(problem, options, time_limit: float) -> str | None:
+        """Why a time limit cannot be honoured (None: it can): see :mod:`pairdesign.backends.cvxpy_conic`."""
+        if options.solver == "native":
+            return None
+        from ..backends import cvxpy_conic
+
+        name = options.solver.partition(":")[2] or "CLARABEL"
+        return cvxpy_conic.refuse_time_limit(name, problem.size * problem.dim ** 2,
+                                             cvxpy_conic.BUILD_SECONDS_PER_ENTRY, time_limit)
+
     def run(self, ctx: Context) -> Outcome:
         opts = ctx.options
         if opts.solver == "native":
             relaxed = solve_relaxation(ctx, tol=opts.tol, max_iterations=opts.max_iterations)
             n, bound, termination, solver = relaxed.n, relaxed.bound, relaxed.termination, "native"
         else:
-            from ..formulations.relaxation import solve_relaxation_cvxpy
+            from ..backends import INACCURATE, OPTIMAL, TIME_LIMIT, cvxpy_conic
 
-            name = opts.solver.partition(":")[2] or "CLARABEL"
-            ctx.say(f"relax: cvxpy with {name.upper()}")
-            raw, status = solve_relaxation_cvxpy(ctx.instance, ctx.criterion, ctx.budget, solver=name)
-            n = shrink_into(linear_constraints(ctx.instance, ctx.budget), raw)
+            name = (opts.solver.partition(":")[2] or "CLARABEL").upper()
+            ctx.say(f"relax: cvxpy with {name}")
+            raw, state, raw_status = cvxpy_conic.solve_relaxation(
+                ctx.instance, ctx.criterion, ctx.budget, name, ctx.deadline.solver_seconds(),
+                polytope=ctx.polytope)
+            if raw is None:  # stopped before any point: the pairs fixed in, with the certificate
+                raw = ctx.polytope.lower.copy()
+            n = shrink_into(ctx.polytope, raw)
             bound = relaxation_bound(ctx, n)
-            termination, solver = TerminationCondition.completed, f"cvxpy:{name.upper()} ({status})"
-        value = ctx.criterion.value(information_matrix(ctx.instance, n))
+            termination = {OPTIMAL: TerminationCondition.completed,
+                           INACCURATE: TerminationCondition.inaccurate,
+                           TIME_LIMIT: TerminationCondition.time_limit}.get(state, TerminationCondition.error)
+            solver = f"cvxpy:{name} ({raw_status})"
+        value = ctx.criterion.value(information_matrix(ctx.instance, n, ctx.pool))
         proven = bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, opts.tol)
         return Outcome(n, termination, SolutionStatus.optimal if proven else SolutionStatus.feasible,
                        bound=bound, solver=solver, fractional=True)
+

@@ -26,7 +26,7 @@ class SolutionStatus(str, enum.Enum):
     optimal = "optimal"  # proven optimal within the gap tolerance
     feasible = "feasible"  # satisfies every constraint; optimality not proven
     infeasible = "infeasible"  # the constraints admit no design
-    no_solution = "no_solution"  # stopped before any design was found
+    no_solution = "no_solution"  # stopped before the method found a design (the result holds only the pairs fixed in)
 
 
 class TerminationCondition(str, enum.Enum):
@@ -37,6 +37,7 @@ class TerminationCondition(str, enum.Enum):
     time_limit = "time_limit"
     iteration_limit = "iteration_limit"
     interrupted = "interrupted"
+    inaccurate = "inaccurate"  # the solver stopped at a point it calls inaccurate (cvxpy's optimal_inaccurate)
     infeasible = "infeasible"
     error = "error"
 

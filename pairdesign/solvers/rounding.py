@@ -1,7 +1,7 @@
 """From the relaxation's fractional design x to an integer design that keeps every constraint.
 
 Every scheme proposes labels in an order of preference; the labels are added in that order where
-they fit (:class:`~pairdesign.constraints.DesignBuilder` checks every constraint, so the result is
+they fit (:class:`~pairdesign.polytope.DesignBuilder` checks every constraint, so the result is
 always feasible), and whatever budget is left is completed greedily by marginal gain.
 
 - ``largest``: the integer parts ``floor(x_p)`` first, then one more label on the pairs with the
@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-from ..constraints import DesignBuilder
+from ..information import information_matrix
+from ..polytope import DesignBuilder, integer_point
 from .base import Context
 from .greedy import complete_greedily
 
@@ -36,6 +37,11 @@ def place(ctx: Context, order: np.ndarray, reps: np.ndarray, *, complete: bool =
     """Add ``reps[i]`` labels of candidate ``order[i]`` in turn wherever they fit, then complete
     the budget greedily. Returns the (feasible) design."""
     design = DesignBuilder(ctx.instance, ctx.budget)
+    if design.short():  # coverage minimums first, in the order given, then the rest of it
+        rest = np.setdiff1d(np.arange(ctx.pool.size), order)
+        full_order = np.r_[np.asarray(order, dtype=np.int64), rest]
+        if not design.cover(full_order):
+            design.reset_to(integer_point(ctx.polytope, full_order))
     for p, r in zip(np.asarray(order).tolist(), np.asarray(reps).tolist()):
         while design.counts[p] < r and design.fits(p):
             design.add(p)
@@ -152,9 +158,35 @@ def efficient_counts(x: np.ndarray, budget: int) -> np.ndarray:
 
 def round_efficient(ctx: Context, x: np.ndarray) -> DesignBuilder:
     """Efficient rounding to the integer budget (capped by u_p), placed by weight, completed."""
-    cand = ctx.instance.candidates
+    cand = ctx.pool.pairs
     labels = int(math.floor(ctx.budget + 1e-9)) if cand.unit_cost else int(math.floor(x.sum() + 1e-9))
     counts = np.minimum(efficient_counts(x, labels), cand.upper)
     chosen = np.flatnonzero(counts > 0)
     chosen = chosen[np.argsort(-x[chosen], kind="stable")]
     return place(ctx, chosen, counts[chosen])
+
+
+def rounded_designs(ctx: Context, x: np.ndarray, draws: int) -> DesignBuilder:
+    """Every rounding of x; returns the best (logged with each scheme's value)."""
+    cand = ctx.pool.pairs
+    best, best_value, best_name = None, -np.inf, ""
+    schemes: list[tuple[str, object]] = [("largest", lambda: round_largest(ctx, x))]
+    if int(cand.upper.max(initial=1)) > 1:
+        schemes.append(("efficient", lambda: round_efficient(ctx, x)))
+    for i in range(draws):
+        schemes.append((f"pipage draw {i + 1}", lambda: round_pipage(ctx, x, ctx.rng)))
+    for name, make in schemes:
+        if best is not None and ctx.out_of_time():
+            break
+        design = make()  # type: ignore[operator]
+        value = design_value(ctx, design)
+        ctx.say(f"round: {name}: f = {value:.10g}")
+        if value > best_value + 1e-12 * max(1.0, abs(value)):
+            best, best_value, best_name = design, value, name
+    ctx.say(f"round: best rounding is {best_name} (f = {best_value:.10g})")
+    assert best is not None
+    return best
+
+
+def design_value(ctx: Context, design: DesignBuilder) -> float:
+    return ctx.criterion.value(information_matrix(ctx.instance, design.counts, ctx.pool))

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constraints import LinearConstraints
-from ..errors import InfeasibleError
-from ..instance import Instance
+from .polytope import Polytope
+from .errors import InfeasibleError, SolverError
+from .instance import Instance
 
 _EPS = 1e-12
 
@@ -30,14 +30,15 @@ class LinearOracle:
 
         max g^T s <= y^T b + sum_p max(r_p lower_p, r_p upper_p),   r = g - A^T y)."""
 
-    def __init__(self, instance: Instance, constraints: LinearConstraints):
+    def __init__(self, instance: Instance, constraints: Polytope):
         self.instance = instance
         self.lc = constraints
         cand = instance.candidates
         self.cost = cand.cost
         self.prompt = cand.prompt
         has_caps = np.isfinite(instance.prompt_caps()).any()
-        general = np.isfinite(instance.completion_cap()) or bool(instance.groups)
+        general = (np.isfinite(instance.completion_cap()) or bool(instance.groups)
+                   or constraints.has_row_lower)  # coverage minimums: the LP
         if not has_caps and not general:
             self.kind = "knapsack"
         elif has_caps and not general and cand.unit_cost:
@@ -100,13 +101,40 @@ class LinearOracle:
         from scipy.optimize import linprog
 
         scale = float(np.abs(g).max(initial=0.0)) or 1.0  # gains may reach 1e12: HiGHS likes O(1)
+        lc = self.lc
+        if lc.has_row_lower:  # both sides: rows l <= A s <= b as A s <= b and -A s <= -l
+            return self._lp_two_sided(g, scale)
         res = linprog(-g / scale, A_ub=self.lc.A, b_ub=self.lc.b,
                       bounds=np.c_[self.lower, self.upper], method="highs")
         if res.status == 2:
             raise InfeasibleError("the constraints admit no design (the LP oracle found none)")
         if res.status != 0:
-            raise RuntimeError(f"HiGHS failed on the linear oracle: {res.message}")
+            raise SolverError(f"HiGHS failed on the linear oracle: {res.message}")
         y = scale * np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)  # prices of rows A s <= b
         r = g - self.lc.A.T @ y
         top = float(y @ self.lc.b + np.sum(np.maximum(r * self.lower, r * self.upper)))
+        return np.clip(res.x, self.lower, self.upper), top
+
+    def _lp_two_sided(self, g: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+        """The LP with coverage minimums; the bound by LP duality with prices y >= 0 on the
+        upper sides and z >= 0 on the lower sides: for r = g - A^T y + A^T z,
+        ``max g^T s <= y^T b - z^T l + sum_p max(r_p lower_p, r_p upper_p)``."""
+        import scipy.sparse as sp
+        from scipy.optimize import linprog
+
+        lc = self.lc
+        up = np.flatnonzero(np.isfinite(lc.b))
+        low_sides = lc.lower_sides()
+        lo = np.flatnonzero(np.isfinite(low_sides))
+        A_ub = sp.vstack([lc.A[up], -lc.A[lo]], format="csr")
+        res = linprog(-g / scale, A_ub=A_ub, b_ub=np.r_[lc.b[up], -low_sides[lo]],
+                      bounds=np.c_[self.lower, self.upper], method="highs")
+        if res.status == 2:
+            raise InfeasibleError("the constraints admit no design (the LP oracle found none)")
+        if res.status != 0:
+            raise SolverError(f"HiGHS failed on the linear oracle: {res.message}")
+        prices = scale * np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)
+        y, z = prices[: up.size], prices[up.size:]
+        r = g - lc.A[up].T @ y + lc.A[lo].T @ z
+        top = float(y @ lc.b[up] - z @ low_sides[lo] + np.sum(np.maximum(r * self.lower, r * self.upper)))
         return np.clip(res.x, self.lower, self.upper), top
