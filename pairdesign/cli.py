@@ -120,6 +120,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     out = _check_output(args.out, (".json", ".csv"))
     instance = load_instance(args.instance)
+    if args.scheduler is not None or not hasattr(instance, "candidates") or (
+            os.environ.get("DASK_SCHEDULER_ADDRESS") and args.instance.lower().endswith(".zarr")):
+        return _solve_on_dask(args, out)
     options = dict(args.option or [])
     if args.solver is not None:
         options["solver"] = args.solver
@@ -131,6 +134,48 @@ def cmd_solve(args: argparse.Namespace) -> int:
         result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
                        time_limit=args.time_limit, seed=args.seed, options=options,
                        certify=args.certify)
+    result.save(out)
+    print(result.summary())
+    print(f"wrote {out}")
+    return 0
+
+
+def _solve_on_dask(args: argparse.Namespace, out: Path) -> int:
+    """Solve a .zarr store on Dask: a store whose instance fits in memory runs every method
+    unchanged on the seam's Dask pool (--scheduler given); a larger one runs relax, round or
+    greedy out of core (pairdesign.outofcore)."""
+    from .store import InstanceStore, is_store, open_store
+
+    if not is_store(args.instance):
+        raise PairdesignError(f"{args.instance}: --scheduler runs a .zarr store on Dask; this is not one")
+    scheduler = None if args.scheduler in (None, "local") else args.scheduler
+    options = dict(args.option or [])
+    store = open_store(args.instance)
+    from .instance import load_instance
+    instance = load_instance(args.instance)
+    if not isinstance(instance, InstanceStore):
+        from .dask_pool import DaskCandidatePool
+        from .solve import solve
+
+        if args.start is not None:
+            options["start"] = args.start
+        if args.solver is not None:
+            options["solver"] = args.solver
+        with DaskCandidatePool(store, instance, scheduler) as pool, _solve_display(args, args.time_limit):
+            result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
+                           time_limit=args.time_limit, seed=args.seed, options=options,
+                           certify=args.certify, pool=pool)
+    else:
+        from .outofcore import POOL_METHODS, solve_store
+
+        method = "round" if args.method == "auto" else args.method
+        if method not in POOL_METHODS or args.certify or args.solver or args.start:
+            raise PairdesignError(f"{args.instance} is too large for memory: it runs out of core with "
+                                  f"--method {', '.join(POOL_METHODS)} (no --certify, --solver or --start: "
+                                  "round and relax carry a certified bound)")
+        with _solve_display(args, args.time_limit):
+            result = solve_store(store, method, args.criterion, scheduler=scheduler, budget=args.budget,
+                                 time_limit=args.time_limit, seed=args.seed, options=options)
     result.save(out)
     print(result.summary())
     print(f"wrote {out}")
@@ -171,7 +216,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .summary import describe
 
     from .instance import load_instance
-    facts = describe(load_instance(args.instance))
+    from .store import describe_store, is_store, open_store
+    instance = load_instance(args.instance)
+    if hasattr(instance, "candidates"):
+        facts = describe(instance)
+        if is_store(args.instance):
+            facts.update(describe_store(open_store(args.instance)))
+    else:
+        facts = describe_store(instance)
     if args.json:
         print(json.dumps(facts, indent=1))
     else:
@@ -251,7 +303,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .instance import save_instance
     from .pipeline.importer import FieldNames, import_generations
 
-    out = _check_output(args.out, (".npz", ".json"))
+    out = _check_output(args.out, (".npz", ".json", ".zarr"))
     start = time.perf_counter()
     names = FieldNames(prompt_id=args.prompt_id_field, prompt=args.prompt_field,
                        completions=args.completions_field, completion_id=args.id_field,
@@ -407,11 +459,24 @@ def cmd_export_program(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     import time
 
-    from .generate import synthetic_instance
+    from .generate import synthetic_instance, write_synthetic_store
     from .instance import save_instance
+    from .store import is_store, open_store
 
-    out = _check_output(args.out, (".json", ".npz"))
+    out = _check_output(args.out, (".json", ".npz", ".zarr"))
     start = time.perf_counter()
+    if is_store(out):  # block by block: never the whole instance in memory
+        write_synthetic_store(
+            out, args.prompts, args.completions, args.dim, budget=args.budget, decay=args.decay,
+            shared=args.shared, reward_scale=args.reward_scale, score_noise=args.score_noise,
+            scores=not args.no_scores, ridge=args.ridge, weights=args.weights, seed=args.seed,
+            name=args.name, dtype=args.dtype, block_rows=args.block_rows)
+        store = open_store(out)
+        pairs = args.prompts * args.completions * (args.completions - 1) // 2
+        print(f"wrote {out}: {store.n_prompts} prompts, {store.n_completions} completions, "
+              f"{pairs} candidate pairs, d = {store.dim}, {store.n_blocks} blocks of {args.dtype} "
+              f"({time.perf_counter() - start:.2f} s)")
+        return 0
     synthetic = synthetic_instance(
         args.prompts, args.completions, args.dim, budget=args.budget, decay=args.decay,
         shared=args.shared, reward_scale=args.reward_scale, score_noise=args.score_noise,
@@ -512,6 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--certify", action="store_true",
                    help="also solve the relaxation and report its certified bound and the gap")
     p.add_argument("--start", help="local-search: start from greedy (default), round, or a design file")
+    p.add_argument("--scheduler", metavar="ADDRESS|local",
+                   help="solve a .zarr store on Dask: on the cluster of this scheduler (default: the "
+                   "DASK_SCHEDULER_ADDRESS variable), or 'local' (Dask's local scheduler; stores too large "
+                   "for memory always run on Dask)")
     p.set_defaults(run=cmd_solve, inputs={"INSTANCE": "instance", "--start": "start"},
                    outputs={"--out": "out"})
 
@@ -557,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="One JSON line per prompt: {prompt_id, prompt, completions: [{id, text, "
                        "embedding, score}]}; embeddings reduced to d by PCA or a seeded random projection.")
     p.add_argument("generations", help="generations file (.jsonl)")
-    p.add_argument("--out", required=True, help="instance file to write (.npz, or .json)")
+    p.add_argument("--out", required=True, help="instance file to write (.npz, .json, or a .zarr store)")
     p.add_argument("--dim", type=int, help="feature dimension d (default 64; embeddings of at most d "
                    "dimensions are not reduced)")
     p.add_argument("--reduce", default="auto", choices=["auto", "pca", "random", "none"],
@@ -640,7 +709,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="uniform", choices=["uniform", "scores"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="instance name")
-    p.add_argument("--out", required=True, help="instance file to write (.json or .npz)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="features of a .zarr store (default float32)")
+    p.add_argument("--block-rows", type=int, help="completions per block of a .zarr store (whole prompts; "
+                   "default 262144); the draws depend on it")
+    p.add_argument("--out", required=True, help="instance file to write (.json, .npz, or a .zarr store "
+                   "written block by block)")
     p.set_defaults(run=cmd_generate, inputs={}, outputs={"--out": "out"})
 
     p = sub.add_parser("simulate", parents=[common], help="run the downstream DPO study of a config (TOML or JSON)")

@@ -721,7 +721,9 @@ def _suffix(path: Path) -> str:
 
 
 def load_instance(path: str | os.PathLike) -> Instance:
-    """Read an instance from a ``.json`` or ``.npz`` file (formats in :mod:`pairdesign.formats`).
+    """Read an instance from a ``.json`` or ``.npz`` file (formats in :mod:`pairdesign.formats`),
+    or a ``.zarr`` store (:func:`pairdesign.store.load_store`: in memory when it fits, else a
+    lazily opened :class:`~pairdesign.store.InstanceStore` that ``solve`` runs on the Dask pool).
 
     Raises :class:`InstanceError` whose message names the file, the field and the row.
     """
@@ -729,6 +731,9 @@ def load_instance(path: str | os.PathLike) -> Instance:
     from .formats.instance_npz import read_instance_npz
 
     path = Path(path)
+    if path.suffix.lower() == ".zarr":  # the chunked store: in memory when it fits
+        from .store import load_store
+        return load_store(path)  # type: ignore[return-value]
     suffix = _suffix(path)
     if not path.is_file():
         raise InstanceError("no such file", source=str(path))
@@ -744,6 +749,10 @@ def save_instance(instance: Instance, path: str | os.PathLike) -> None:
     from .formats.instance_npz import write_instance_npz
 
     path = Path(path)
+    if path.suffix.lower() == ".zarr":
+        from .store import save_store
+        save_store(instance, path)
+        return
     if _suffix(path) == ".json":
         write_instance_json(instance, path)
     else:

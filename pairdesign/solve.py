@@ -76,7 +76,17 @@ def solve(
         calls); with ``time_limit`` too, the earlier of the two holds.
 
     Returns a :class:`Result` whose objective is f(M(n)) recomputed from the instance.
+
+    A store too large for memory (``load_instance("X.zarr")`` returns an
+    :class:`~pairdesign.store.InstanceStore`) is solved on the Dask pool
+    (:func:`pairdesign.outofcore.solve_store`: methods relax, round, greedy).
     """
+    from .store import InstanceStore
+
+    if isinstance(instance, InstanceStore):
+        from .outofcore import solve_store
+        return solve_store(instance, "round" if method == DEFAULT_METHOD else method, criterion,
+                           budget=budget, time_limit=time_limit, seed=seed, options=options, H=H)
     budget = _check_request(instance, budget, time_limit, seed)
     cls = method_class(method)
     opts = make_options(cls, options)

@@ -9,6 +9,13 @@ are explored best-bound first; a node branches on its most fractional pair (``n_
 and ``n_p >= floor(x_p) + 1``), and every node's relaxed design is rounded (largest weights first,
 :meth:`DesignBuilder.fill`) for incumbents, starting from the greedy design.
 
+With ``symmetry`` (the default) the symmetry group of the instance is detected first
+(:mod:`pairdesign.solvers.symmetry`); while a node's box keeps a nontrivial subgroup, the node
+branches on the orbit O of its branching pair p under that subgroup (orbital branching): the
+children are ``n_p >= c + 1`` and ``n_q <= c`` for every q in O, which loses no design up to a
+symmetry of the same value. Node relaxations of D on a budget-and-bounds polytope are solved in
+pair space (:mod:`pairdesign.solvers.node_bounds`: the same certificates for a third of the time).
+
 The global upper bound is the largest bound among the open nodes and the nodes pruned so far;
 ``optimal`` only when it is within the tolerance of the incumbent.
 """
@@ -28,7 +35,9 @@ from ..information import information_matrix
 from .base import Context, FixedIncumbent, Outcome, Timings
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .greedy import greedy_design
+from .node_bounds import PairSpaceRelaxation
 from .result import SolutionStatus, TerminationCondition
+from .symmetry import OrbitalBranching
 
 _INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
 NODE_TOL = 1e-4  # node relaxations: a looser bound only prunes later; it is valid all the same
@@ -43,6 +52,11 @@ def branch_and_bound(ctx: Context) -> Outcome:
     clock = Timings()
     max_nodes = opts.max_nodes if opts.max_nodes is not None else 100 * opts.max_iterations
 
+    with clock("symmetry"):
+        orbital = OrbitalBranching.for_instance(inst, crit, getattr(opts, "symmetry", True))
+    if orbital.active:
+        ctx.say(f"exact (branch and bound): symmetry group of order {orbital.order:.6g}: "
+                f"orbital branching")
     with clock("greedy"):
         best = greedy_design(ctx)
     best_value = crit.value(information_matrix(inst, best, ctx.pool))
@@ -58,8 +72,16 @@ def branch_and_bound(ctx: Context) -> Outcome:
             best, best_value = n, value
             ctx.incumbent = FixedIncumbent(best)
 
+    pair_space = PairSpaceRelaxation(inst, crit, lc)
+
     def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
               tol: float = NODE_TOL):
+        if pair_space.applies and start is not None:
+            with clock("relaxation"):
+                try:
+                    return pair_space.solve(lo, hi, start, stop_below, tol, deadline=ctx.out_of_time)
+                except FloatingPointError:
+                    pass  # M(x) singular at the start: the general solver copes
         node_ctx = ctx.phase(None, problem=ctx.problem.restrict(lo, hi), logger=_SILENT)
         with clock("relaxation"):
             return solve_relaxation(node_ctx, tol=tol, start=start, stop_below=stop_below,
@@ -70,7 +92,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     counter = itertools.count()
     root = relax(lc.lower, lc.upper, None, None, tol=min(opts.tol, 1e-6))  # as tight as OA's first bound
     root_bound = root.bound
-    heap: list = [(-root_bound, next(counter), {}, root)]
+    heap: list = [(-root_bound, next(counter), {}, root, orbital.active)]
     pruned_max = -math.inf  # the largest bound of a node closed without an integer proof
     nodes, termination = 0, TerminationCondition.iteration_limit
     ctx.say(f"exact (branch and bound): root bound {root_bound:.10g}, greedy {best_value:.10g}")
@@ -89,7 +111,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
             break
         if nodes >= max_nodes:
             break
-        neg_bound, _, changes, relaxed = heapq.heappop(heap)
+        neg_bound, _, changes, relaxed, symmetric = heapq.heappop(heap)
         node_bound = -neg_bound
         if node_bound <= best_value + target:  # the incumbent improved since it was queued
             pruned_max = max(pruned_max, node_bound)
@@ -118,11 +140,16 @@ def branch_and_bound(ctx: Context) -> Outcome:
             cut = xp - 1.0 if xp >= hi[p] else xp  # or a child box would lose the designs at xp
         else:
             cut = math.floor(x[p])
+        with clock("symmetry"):
+            orbit, symmetric = orbital.orbit(p, lo, hi) if symmetric else (np.array([p]), False)
         for child_lo, child_hi in ((lo[p], cut), (cut + 1.0, hi[p])):
             if child_hi < child_lo:
                 continue
             child = dict(changes)
             child[p] = (child_lo, child_hi)
+            if child_lo == lo[p]:  # the down branch: n_q <= cut on p's whole orbit
+                for q in orbit.tolist():
+                    child[q] = (lo[q], cut)
             clo, chi = _box(lc, child)
             if np.any(lc.A @ clo > lc.b + 1e-9):
                 continue  # no design in this box
@@ -135,7 +162,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
             if child_bound <= best_value + target:
                 pruned_max = max(pruned_max, child_bound)
                 continue
-            heapq.heappush(heap, (-child_bound, next(counter), child, r))
+            heapq.heappush(heap, (-child_bound, next(counter), child, r, symmetric))
     bound = max([-heap[0][0]] if heap else [], default=-math.inf)
     bound = max(bound, pruned_max, best_value)
     bound = min(bound, root_bound)
@@ -144,7 +171,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     proven = bound - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
     ctx.say(f"exact (branch and bound): {termination.value}: incumbent {best_value:.10g}, "
             f"bound {bound:.10g}, {nodes} nodes, {len(heap)} open")
-    ctx.say(f"exact: stats: cuts=0 nodes={nodes} {clock.summary()}")
+    ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} {clock.summary()}")
     return Outcome(best.astype(np.int64), termination,
                    SolutionStatus.optimal if proven else SolutionStatus.feasible,
                    bound=bound, solver="branch-and-bound")

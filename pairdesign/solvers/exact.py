@@ -31,6 +31,7 @@ class Exact:
         # "bnb", or "oa" when a Pyomo solver is named (only the OA master uses one)
         algorithm: str | None = None
         max_nodes: int | None = None  # branch and bound: a node limit (default 100 max_iterations)
+        symmetry: bool = True  # detect the instance's symmetries: orbital branching (bnb), leader inequalities (oa, highs)
 
         @property
         def resolved_algorithm(self) -> str:

@@ -35,6 +35,7 @@ from ..information import gains, information_matrix
 from .base import Context, FixedIncumbent, Outcome, Timings
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .result import SolutionStatus, TerminationCondition
+from .symmetry import detect_symmetry, leader_inequalities
 from ..backends.highs import new_highs
 
 
@@ -66,6 +67,12 @@ def outer_approximation(ctx: Context) -> Outcome:
 
     master = (_HighsMaster(inst, crit, lc, ctx.pool) if opts.solver == "highs"
               else _PyomoMaster(inst, crit, ctx.budget, opts.solver.partition(":")[2] or "appsi_highs"))
+    if getattr(opts, 'symmetry', True) and isinstance(master, _HighsMaster):
+        with clock("symmetry"):
+            leaders = leader_inequalities(detect_symmetry(inst, crit))
+        if leaders:
+            master.add_leaders(leaders)
+            ctx.say(f"exact: {len(leaders)} symmetry-breaking inequalities n_p >= n_q in the master")
     with clock("cut_evaluation"):
         master.add_cut(relaxed.n)
         master.add_cut(best)
@@ -148,6 +155,11 @@ class _HighsMaster:
         sol = np.asarray(event.data_out.mip_solution)
         n, eta = np.round(sol[: self.P]), float(sol[self.P])
         self._found.append((n, eta))
+
+    def add_leaders(self, inequalities: list[tuple[int, int]]) -> None:
+        """Rows n_q - n_p <= 0 for every (p, q) (:func:`leader_inequalities`)."""
+        for p, q in inequalities:
+            self.h.addRow(-self.inf, 0.0, 2, np.array([q, p], dtype=np.int32), np.array([1.0, -1.0]))
 
     def add_cut(self, n: np.ndarray) -> float:
         """eta - g^T n <= f(n_t) - g^T n_t; returns f(n_t)."""
