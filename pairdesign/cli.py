@@ -411,7 +411,7 @@ def cmd_next_round(args: argparse.Namespace) -> int:
     with _solve_display(args, args.time_limit):
         round_ = next_round(instance, labelsets, budget=budget, method=args.method,
                             criterion=args.criterion, weights=args.weights, ridge=args.ridge,
-                            seed=args.seed, time_limit=args.time_limit)
+                            seed=args.seed, time_limit=args.time_limit, posterior=args.posterior)
     report = round_.report()
     fit = round_.fit
     se = fit.standard_errors
@@ -679,8 +679,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write the fit (theta, standard errors, ...) as JSON")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS))
     p.add_argument("--criterion", default="D", choices=list(CRITERIA), type=str.upper)
-    p.add_argument("--weights", choices=["uniform", "scores"],
-                   help="Bradley-Terry weights of the next design (default: keep the instance's)")
+    p.add_argument("--weights", choices=["uniform", "scores", "predictive", "expected"],
+                   help="Bradley-Terry weights of the next design (default: keep the instance's): 1/4, "
+                        "s(1-s) of the fit, p(1-p) with p the posterior predictive, or E[s(1-s)] "
+                        "under the posterior")
+    p.add_argument("--posterior", choices=["evidence", "fit"], default="evidence",
+                   help="posterior of theta kept for the weights predictive/expected: prior precision "
+                        "by maximum Laplace evidence (default) or the fit's own ridge")
     p.add_argument("--ridge", type=float, help="the fit's L2 penalty (default: the instance's ridge)")
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS")

@@ -123,3 +123,39 @@ def fit_bradley_terry(
     converged = decrement <= max(tol, 1e-12) * max(1.0, abs(loss))
     return Fit(theta=theta, hessian=H, loss=loss, iterations=int(res.nit),
                converged=bool(converged), n_labels=float(c.sum()))
+
+
+def log_evidence(fit: Fit, ridge: float) -> float:
+    """The Laplace approximation of the log marginal likelihood of the labels under the prior
+    theta ~ N(0, I / ridge) (the fit at that ridge; up to terms that do not depend on ridge):
+
+        log p(y | ridge) ~ -L(theta_hat) + (d / 2) log ridge - (1 / 2) log det H,
+
+    with L the penalised loss at theta_hat and H its Hessian."""
+    d = fit.theta.shape[0]
+    sign, logdet = np.linalg.slogdet(fit.hessian)
+    return float(-fit.loss + 0.5 * d * np.log(ridge) - 0.5 * logdet)
+
+
+def fit_evidence(
+    differences: np.ndarray,
+    outcomes: np.ndarray,
+    *,
+    counts: np.ndarray | None = None,
+    ridges: np.ndarray | None = None,
+) -> tuple[Fit, float]:
+    """The fit at the prior precision (ridge) that maximises the Laplace evidence
+    (:func:`log_evidence`) over a log-spaced grid (default 10^-2 .. 10^3, 16 points, a factor 10^(1/3) apart): an
+    empirical-Bayes posterior whose prior scale is learned from the labels. Returns the fit and
+    its ridge."""
+    grid = np.logspace(-2, 3, 16) if ridges is None else np.asarray(ridges, dtype=float)
+    best: tuple[float, Fit, float] | None = None
+    start = None
+    for ridge in grid[::-1]:  # from the most shrunk: each fit starts from the previous one
+        fit = fit_bradley_terry(differences, outcomes, ridge=float(ridge), counts=counts, start=start)
+        start = fit.theta
+        value = log_evidence(fit, float(ridge))
+        if best is None or value > best[0]:
+            best = (value, fit, float(ridge))
+    assert best is not None
+    return best[1], best[2]

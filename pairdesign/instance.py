@@ -36,7 +36,7 @@ import numpy as np
 from .errors import InfeasibleError, InstanceError
 
 FORMAT = "pairdesign.instance/1"
-WEIGHT_SETTINGS = ("uniform", "scores")
+WEIGHT_SETTINGS = ("uniform", "scores", "predictive", "expected")
 
 __all__ = [
     "FORMAT",
@@ -141,6 +141,11 @@ class Instance:
     """One record per set of labels read in: design id, labels, ties, source."""
     min_pairs_per_prompt: int | None = None
     """l: every prompt gets at least l labels (``sum_{p in prompt i} n_p >= l``; coverage)."""
+    posterior_mean: np.ndarray | None = None
+    """theta_hat of the latest Bradley-Terry fit, shape (d,) (set by ``next-round``)."""
+    posterior_covariance: np.ndarray | None = None
+    """Its Laplace covariance Sigma (the inverse Hessian of the fit), shape (d, d), symmetric PSD;
+    with ``posterior_mean`` it sets the weights ``"predictive"`` and ``"expected"``."""
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -662,6 +667,48 @@ def _validate(inst: Instance) -> None:
         except (TypeError, ValueError) as exc:
             raise InstanceError(f"must hold JSON values only ({exc})", field=f"rounds[{r}]") from None
     put("rounds", tuple(dict(r) for r in rounds))
+    _validate_posterior(inst, put)
+
+
+def _validate_posterior(inst: Instance, put: Any) -> None:
+    """posterior_mean (d,) finite and posterior_covariance (d, d) finite, symmetric, PSD; both or
+    neither; the posterior weights need them."""
+    d = inst.features.shape[1]
+    mean, cov = inst.posterior_mean, inst.posterior_covariance
+    if (mean is None) != (cov is None):
+        raise InstanceError("the posterior needs both a mean and a covariance",
+                            field="posterior.mean" if mean is None else "posterior.covariance")
+    if mean is not None:
+        try:
+            mean = np.asarray(mean, dtype=np.float64)
+            cov = np.asarray(cov, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InstanceError("must hold numbers", field="posterior") from None
+        if mean.shape != (d,):
+            raise InstanceError(f"must have shape ({d},) (the feature dimension), got {mean.shape}",
+                                field="posterior.mean")
+        if cov.shape != (d, d):
+            raise InstanceError(f"must have shape ({d}, {d}), got {cov.shape}", field="posterior.covariance")
+        for name, arr in (("posterior.mean", mean), ("posterior.covariance", cov)):
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                where = np.argwhere(bad)[0]
+                raise InstanceError("must be finite", field=f"{name}[{']['.join(map(str, where))}]")
+        scale = max(float(np.abs(cov).max()), 1e-300)
+        asym = np.abs(cov - cov.T)
+        if asym.max() > 1e-8 * scale:
+            r, c = np.unravel_index(int(np.argmax(asym)), asym.shape)
+            raise InstanceError(f"must be symmetric ([{r}][{c}] = {cov[r, c]:g}, [{c}][{r}] = {cov[c, r]:g})",
+                                field="posterior.covariance")
+        smallest = float(np.linalg.eigvalsh(0.5 * (cov + cov.T))[0])
+        if smallest < -1e-8 * scale:
+            raise InstanceError(f"must be positive semidefinite (smallest eigenvalue {smallest:g})",
+                                field="posterior.covariance")
+        put("posterior_mean", mean)
+        put("posterior_covariance", 0.5 * (cov + cov.T))
+    if inst.weights in ("predictive", "expected") and mean is None:
+        raise InstanceError(f"weights = {inst.weights!r} needs the posterior of theta "
+                            "(posterior.mean and posterior.covariance, which next-round stores)", field="weights")
 
 
 # ---------------------------------------------------------------------------------- files

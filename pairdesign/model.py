@@ -21,9 +21,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def bradley_terry_weights(instance: "Instance", j: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """w_p for pairs (j, k): 1/4 (``weights = "uniform"``) or ``s(1 - s)``,
-    ``s = sigmoid(score_j - score_k)`` (``weights = "scores"``)."""
+    """w_p for pairs (j, k): 1/4 (``weights = "uniform"``), ``s(1 - s)`` with
+    ``s = sigmoid(score_j - score_k)`` (``weights = "scores"``), or from the instance's posterior
+    of theta (``"predictive"``, ``"expected"``: :mod:`pairdesign.predictive`)."""
     if instance.weights == "uniform":
         return np.full(np.shape(j), 0.25)
+    if instance.weights in ("predictive", "expected"):
+        from .predictive import instance_posterior_weights
+
+        return instance_posterior_weights(instance, j, k)
     s = sigmoid(instance.scores[j] - instance.scores[k])
     return s * (1.0 - s)

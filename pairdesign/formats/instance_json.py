@@ -3,7 +3,8 @@
 One object with the settings (``budget``, ``ridge``, ``weights``, caps), a list of ``prompts`` each
 with its ``completions`` (``id``, ``features``, optional ``score`` and ``text``), and pair tables
 (``pairs``, ``fixed_in``, ``fixed_out``, ``labeled``) that name pairs by
-``[prompt_id, completion_id, completion_id]``. The layout is described in docs/design.md.
+``[prompt_id, completion_id, completion_id]``, and an optional ``posterior`` of theta
+(``{"mean": [d numbers], "covariance": [d rows of d numbers]}``, written by ``next-round``). The layout is described in docs/design.md.
 Reading checks the document's structure here and leaves the meaning to :class:`Instance`.
 """
 
@@ -25,7 +26,7 @@ from ..instance import FORMAT, Group, Instance
 _TOP_FIELDS = {
     "format", "name", "prompts", "budget", "ridge", "weights", "max_pairs_per_prompt",
     "max_pairs_per_completion", "max_labels_per_pair", "pairs", "fixed_in", "fixed_out",
-    "labeled", "groups", "projection", "rounds", "min_pairs_per_prompt",
+    "labeled", "groups", "projection", "rounds", "min_pairs_per_prompt", "posterior",
 }
 _PROMPT_FIELDS = {"id", "completions", "max_pairs", "text"}
 _COMPLETION_FIELDS = {"id", "features", "score", "text"}
@@ -188,6 +189,21 @@ def _instance_from_json(doc: Any) -> Instance:
     projection = doc.get("projection")
     rounds = doc.get("rounds") or []
     _expect(isinstance(rounds, list), "must be a list of objects", "rounds")
+    posterior = doc.get("posterior")
+    post_mean = post_cov = None
+    if posterior is not None:
+        _expect(isinstance(posterior, dict) and set(posterior) == {"mean", "covariance"},
+                "must be an object with exactly 'mean' (d numbers) and 'covariance' (d x d numbers)",
+                "posterior")
+        post_mean, post_cov = posterior["mean"], posterior["covariance"]
+        _expect(isinstance(post_mean, list) and all(_is_number(x) for x in post_mean),
+                "must be a list of numbers", "posterior.mean")
+        _expect(isinstance(post_cov, list) and all(
+            isinstance(row, list) and all(_is_number(x) for x in row) for row in post_cov)
+            and len({len(row) for row in post_cov}) <= 1,
+            "must be a list of rows of numbers, all of one length", "posterior.covariance")
+        post_mean = np.asarray(post_mean, dtype=np.float64)
+        post_cov = np.asarray(post_cov, dtype=np.float64).reshape(len(post_cov), -1)
     score_arr = np.asarray(scores)
     return Instance(
         prompt_ids=prompt_ids,  # lists: checked for NUL before NumPy would drop a trailing one
@@ -210,6 +226,8 @@ def _instance_from_json(doc: Any) -> Instance:
                           else tuple(texts["completion"])),
         projection=projection,
         rounds=tuple(rounds),
+        posterior_mean=post_mean,
+        posterior_covariance=post_cov,
         **settings,
     )
 
@@ -275,6 +293,9 @@ def _instance_to_json(inst: Instance) -> dict[str, Any]:
         doc["projection"] = inst.projection
     if inst.rounds:
         doc["rounds"] = list(inst.rounds)
+    if inst.posterior_mean is not None:
+        doc["posterior"] = {"mean": inst.posterior_mean.tolist(),
+                            "covariance": inst.posterior_covariance.tolist()}
     return doc
 
 

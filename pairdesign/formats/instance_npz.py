@@ -1,7 +1,8 @@
 """The NPZ form of an instance: one row per completion, for large instances.
 
 Arrays ``prompt_ids``, ``prompt_index`` (the prompt of every completion row), ``completion_ids``,
-``features`` (rows x d, float64), optional ``score``, pair tables as (P, 2) global rows, groups as
+``features`` (rows x d, float64), optional ``score``, optional ``posterior_mean`` (d) and
+``posterior_covariance`` (d x d), pair tables as (P, 2) global rows, groups as
 flat arrays with offsets, texts as UTF-8 bytes with offsets (no pickles), and ``meta``: the scalar
 settings as a JSON string. It carries exactly what the JSON form carries.
 """
@@ -28,7 +29,7 @@ _NPZ_ARRAYS = {"format", "meta", "prompt_ids", "prompt_index", "completion_ids",
                "prompt_max_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
                "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets", "group_min_pairs",
                "labeled_wins", "prompt_text_bytes", "prompt_text_offsets", "completion_text_bytes",
-               "completion_text_offsets"}
+               "completion_text_offsets", "posterior_mean", "posterior_covariance"}
 _META_FIELDS = {"name", "budget", "ridge", "weights", "max_pairs_per_prompt",
                 "max_pairs_per_completion", "max_labels_per_pair", "projection", "rounds",
                 "min_pairs_per_prompt"}
@@ -86,6 +87,9 @@ def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
         arrays["labeled_counts"] = inst.labeled_counts
     if inst.labeled_wins is not None:
         arrays["labeled_wins"] = inst.labeled_wins
+    if inst.posterior_mean is not None:
+        arrays["posterior_mean"] = inst.posterior_mean
+        arrays["posterior_covariance"] = inst.posterior_covariance
     for name in ("prompt", "completion"):
         texts = getattr(inst, f"{name}_texts")
         if texts is not None:
@@ -129,6 +133,8 @@ _RULES: dict[str, tuple[str, int, str]] = {
     "prompt_text_offsets": (_INTEGERS, 1, "a list of offsets (integers)"),
     "completion_text_bytes": ("u", 1, "UTF-8 bytes (uint8)"),
     "completion_text_offsets": (_INTEGERS, 1, "a list of offsets (integers)"),
+    "posterior_mean": (_NUMBERS, 1, "a list of d numbers"),
+    "posterior_covariance": (_NUMBERS, 2, "a (d, d) matrix of real numbers"),
 }
 assert set(_RULES) == _NPZ_ARRAYS
 _GROUP_ARRAYS = ("group_names", "group_budgets", "group_prompts", "group_offsets")
@@ -272,6 +278,8 @@ def _instance_from_npz(data: dict[str, object]) -> Instance:
         labeled=arrays.get("labeled", empty),
         labeled_counts=arrays.get("labeled_counts"),
         groups=tuple(groups),
+        posterior_mean=data.get("posterior_mean"),
+        posterior_covariance=data.get("posterior_covariance"),
         **{key: meta[key] for key in meta},
     )
 

@@ -7,6 +7,10 @@ The next instance has
 
 - pilot scores ``score = phi theta_hat`` (the fitted reward, Bradley-Terry logit scale), which set
   the weights ``w_p = s(1 - s)`` when ``weights = "scores"``;
+- the Laplace posterior of theta (``posterior_mean = theta_hat``, ``posterior_covariance`` = the
+  inverse Hessian of the fit), which sets the weights ``w_p = p(1 - p)`` with p the posterior
+  predictive probability when ``weights = "predictive"`` (:mod:`pairdesign.predictive`: uniform
+  1/4 while the fit is vague, the fitted ``s(1 - s)`` once it is sharp);
 - M0 = ridge I + sum_m c_m w_m z_m z_m^T over all labeled pairs (with scores weights this is the
   fit's Hessian, i.e. the inverse Laplace covariance of theta_hat);
 - the labeled pairs out of the candidates.
@@ -24,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import OptionError
-from ..fit import Fit, fit_bradley_terry
+from ..fit import Fit, fit_bradley_terry, fit_evidence
 from ..instance import Instance
 from ..solve import solve
 from ..solvers.base import DEFAULT_METHOD
@@ -32,6 +36,8 @@ from ..solvers.result import Result
 from .labels import LabelSet, apply_labels
 
 log = logging.getLogger("pairdesign")
+
+POSTERIORS = ("evidence", "fit")
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +51,9 @@ class RoundResult:
     """Labels read in by this round (labels already stored in the instance not counted)."""
     unknown_outcomes: int
     """Labeled pairs without a recorded outcome (left out of the fit)."""
+    posterior_ridge: float | None = None
+    """The prior precision of the posterior kept in the instance (the fit's ridge for
+    ``posterior = "fit"``, the evidence's choice for ``"evidence"``)."""
 
     def report(self) -> dict[str, Any]:
         """The fit and the design as JSON values."""
@@ -66,10 +75,28 @@ class RoundResult:
             "theta": fit.theta.tolist(),
             "standard_errors": fit.standard_errors.tolist(),
             "theta_norm": float(np.linalg.norm(fit.theta)),
+            "posterior_ridge": self.posterior_ridge,
             "design": {"method": self.result.method, "criterion": self.result.criterion,
                        "labels": self.result.n_labels, "objective": self.result.objective,
                        "weights": inst.weights},
         }
+
+
+def _known_labels(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Differences, win fractions and counts of the labeled pairs with a known outcome."""
+    L = instance.labeled.shape[0]
+    wins = np.full(L, np.nan) if instance.labeled_wins is None else instance.labeled_wins
+    counts = np.ones(L) if instance.labeled_counts is None else instance.labeled_counts.astype(float)
+    known = np.isfinite(wins)
+    a, b = instance.labeled[known, 0], instance.labeled[known, 1]
+    return instance.features[a] - instance.features[b], wins[known] / counts[known], counts[known]
+
+
+def evidence_posterior(instance: Instance) -> tuple[Fit, float]:
+    """The empirical-Bayes Laplace posterior of theta on the instance's labels: the fit at the
+    prior precision that maximises the Laplace evidence, and that precision."""
+    Z, y, c = _known_labels(instance)
+    return fit_evidence(Z, y, counts=c)
 
 
 def refit(instance: Instance, ridge: float | None = None) -> tuple[Fit, int]:
@@ -100,9 +127,17 @@ def next_round(
     ridge: float | None = None,
     seed: int | None = None,
     time_limit: float | None = None,
+    posterior: str = "evidence",
 ) -> RoundResult:
     """Store new labels, refit theta on all labels, update scores / weights / M0, design the next
-    batch of ``budget`` labels. Label sets marked ``stored`` are already in the instance."""
+    batch of ``budget`` labels. Label sets marked ``stored`` are already in the instance.
+
+    The instance keeps a posterior of theta for the weights ``"predictive"`` / ``"expected"``:
+    ``posterior = "evidence"`` (default) the Laplace posterior at the prior precision that
+    maximises the Laplace evidence of the labels (:func:`pairdesign.fit.fit_evidence`), ``"fit"``
+    the Laplace posterior of the fit itself (the instance's ridge)."""
+    if posterior not in POSTERIORS:
+        raise OptionError(f"unknown posterior {posterior!r}; use one of {list(POSTERIORS)}")
     designs = [ls.design for ls in labelsets]
     if len(set(designs)) != len(designs):
         raise OptionError("the same design's labels were given twice")
@@ -116,9 +151,14 @@ def next_round(
     fit, unknown = refit(instance)
     if not fit.converged:
         log.warning("next-round: the Bradley-Terry fit did not converge; consider a larger ridge")
+    if posterior == "fit":
+        post, post_ridge = fit, instance.ridge
+    else:
+        post, post_ridge = evidence_posterior(instance)
     instance = replace(instance, scores=instance.features @ fit.theta, budget=budget,
-                       weights=instance.weights if weights is None else weights)
+                       weights=instance.weights if weights is None else weights,
+                       posterior_mean=post.theta, posterior_covariance=post.covariance)
     result = solve(instance, method=method, criterion=criterion, budget=budget, seed=seed,
                    time_limit=time_limit)
     return RoundResult(instance=instance, fit=fit, result=result, new_labels=new,
-                       unknown_outcomes=unknown)
+                       unknown_outcomes=unknown, posterior_ridge=post_ridge)

@@ -26,14 +26,18 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import OptionError
+from ..fit import fit_evidence
 from ..instance import Instance
 from ..solve import solve
 from ..solvers.base import METHODS
-from .world import Labeler, World, fit_policy
+from .world import Labeler, World, fit_policy, fit_posterior
 
 log = logging.getLogger(__name__)
 
 PILOTS = ("none", "pilot", "two-stage", "rounds")
+POSTERIOR_WEIGHTS = ("predictive", "expected")
+WEIGHTS = ("uniform", "scores") + POSTERIOR_WEIGHTS
+POSTERIORS = ("fit", "evidence")
 
 
 @dataclass(frozen=True)
@@ -48,15 +52,21 @@ class DesignSpec:
     sample: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     rounds: int = 3
+    posterior: str = "fit"
     baseline: bool = False
 
     def __post_init__(self) -> None:
         if self.pilot not in PILOTS:
             raise OptionError(f"design {self.name!r}: 'pilot' must be one of {list(PILOTS)}, got {self.pilot!r}")
-        if self.weights not in ("uniform", "scores"):
-            raise OptionError(f"design {self.name!r}: 'weights' must be 'uniform' or 'scores'")
+        if self.weights not in WEIGHTS:
+            raise OptionError(f"design {self.name!r}: 'weights' must be one of {list(WEIGHTS)}")
         if self.weights == "scores" and self.pilot == "none":
             raise OptionError(f"design {self.name!r}: weights 'scores' need a pilot ('pilot' or 'two-stage')")
+        if self.posterior not in POSTERIORS:
+            raise OptionError(f"design {self.name!r}: 'posterior' must be one of {list(POSTERIORS)}")
+        if self.weights in POSTERIOR_WEIGHTS and self.pilot != "rounds":
+            raise OptionError(f"design {self.name!r}: weights {self.weights!r} need the posterior of a "
+                              "fit: pilot 'rounds'")
         if self.criterion.upper() not in ("D", "A", "L", "MSE"):
             raise OptionError(f"design {self.name!r}: unknown criterion {self.criterion!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 2:
@@ -187,7 +197,7 @@ def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed:
             continue
         if theta is None:
             first = spec
-            if spec.criterion.upper() == "MSE" or spec.weights == "scores" or spec.method in LOCAL_METHODS:
+            if spec.criterion.upper() == "MSE" or spec.weights != "uniform" or spec.method in LOCAL_METHODS:
                 first = replace(spec, method="greedy" if spec.method in LOCAL_METHODS else spec.method,
                                 criterion="D", weights="uniform")
             instance = world.instance(int(size))
@@ -197,11 +207,18 @@ def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed:
             instance = Instance.from_arrays(
                 world.train.features, world.train.prompt_index, budget=int(size),
                 scores=world.scores(theta), ridge=s.ridge, weights=spec.weights,
-                labeled=np.stack([j, k], axis=1), name=f"world-{s.name}-round{r + 1}")
+                labeled=np.stack([j, k], axis=1), name=f"world-{s.name}-round{r + 1}",
+                posterior_mean=posterior.theta, posterior_covariance=posterior.covariance)
             H = world.policy_covariance(theta)
         jr, kr = _design(world, instance, first, int(size), H, theta, seed + 7919 * r)
         j, k = np.concatenate([j, jr]), np.concatenate([k, kr])
-        theta = fit_policy(world, j, k, labeler.label(j, k))
+        labels = labeler.label(j, k)
+        fit = fit_posterior(world, j, k, labels)
+        theta = fit.theta
+        posterior = fit
+        if spec.posterior == "evidence" and spec.weights in POSTERIOR_WEIGHTS:
+            phi = world.train.features
+            posterior, _ = fit_evidence(phi[j] - phi[k], labels)
     return j, k
 
 
@@ -261,4 +278,24 @@ def greedy_mse(world: World, instance: Instance, spec: DesignSpec, budget: int, 
     return cand.j[order], cand.k[order]
 
 
-LOCAL_METHODS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {"greedy-mse": greedy_mse}
+def greedy_d_normalised(world: World, instance: Instance, spec: DesignSpec, budget: int, H: np.ndarray,
+                        pilot_theta: np.ndarray | None, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy D after a per-prompt normalisation: each prompt's features, centred within the
+    prompt, divided by the prompt's spread ``sqrt(mean_j |phi_ij - mean_i|^2)`` (times the mean
+    spread, so the overall scale stays), so that prompts of large spread do not take every label."""
+    phi = instance.features
+    sizes = instance.prompt_sizes
+    means = np.add.reduceat(phi, instance.prompt_offsets[:-1], axis=0) / sizes[:, None]
+    centred = phi - np.repeat(means, sizes, axis=0)
+    spread = np.sqrt(np.add.reduceat(np.sum(centred ** 2, axis=1), instance.prompt_offsets[:-1]) / sizes)
+    spread = np.maximum(spread, 1e-12 * max(float(spread.max()), 1e-300))
+    scaled = centred * np.repeat(float(np.mean(spread)) / spread, sizes)[:, None]
+    normalised = replace(instance, features=scaled, weights="uniform", posterior_mean=None,
+                         posterior_covariance=None)
+    counts = solve(normalised, "greedy", "D", budget=budget, seed=int(rng.integers(1 << 31))).counts
+    return _chosen(normalised, counts, budget, replace(spec, method="greedy"), rng)
+
+
+LOCAL_METHODS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "greedy-mse": greedy_mse, "greedy-d-normalised": greedy_d_normalised}

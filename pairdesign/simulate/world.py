@@ -31,7 +31,7 @@ import numpy as np
 import scipy.special
 
 from ..errors import OptionError
-from ..fit import fit_bradley_terry
+from ..fit import Fit, fit_bradley_terry
 from ..instance import Instance
 
 FEATURE_KINDS = ("gaussian", "clustered", "hypercube")
@@ -256,6 +256,12 @@ class Labeler:
         p_lo = scipy.special.expit(reward[lo] - reward[hi])
         lo_wins = u < p_lo
         return np.where(j == lo, lo_wins, ~lo_wins).astype(np.float64)
+
+
+def fit_posterior(world: World, j: np.ndarray, k: np.ndarray, labels: np.ndarray) -> Fit:
+    """The DPO fit with its Laplace posterior (theta_hat, the inverse Hessian) on labeled pairs."""
+    phi = world.train.features
+    return fit_bradley_terry(phi[j] - phi[k], labels, ridge=world.setting.ridge)
 
 
 def fit_policy(world: World, j: np.ndarray, k: np.ndarray, labels: np.ndarray) -> np.ndarray:
