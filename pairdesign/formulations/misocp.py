@@ -19,6 +19,7 @@ import numpy as np
 from ..polytope import Polytope, linear_constraints
 from ..information import centered_features, prior_information
 from ..instance import Instance
+from .relaxation import polytope_rows
 
 
 def misocp_problem(instance: Instance, budget: float | None = None, polytope: Polytope | None = None):
@@ -41,7 +42,7 @@ def misocp_problem(instance: Instance, budget: float | None = None, polytope: Po
     N = cp.reshape(n, (P, 1), order="F") @ np.ones((1, d))
     constraints = [
         A.T @ Z + L0 @ Z0 == J,
-        n >= lc.lower, n <= lc.upper, *_rows(lc, n),
+        n >= lc.lower, n <= lc.upper, *polytope_rows(lc, n),
         # Z_ij^2 <= T_ij n_i  as  |(2 Z_ij, T_ij - n_i)| <= T_ij + n_i
         cp.SOC(cp.vec(T + N, order="F"),
                cp.vstack([cp.vec(2 * Z, order="F"), cp.vec(T - N, order="F")]), axis=0),
@@ -53,13 +54,3 @@ def misocp_problem(instance: Instance, budget: float | None = None, polytope: Po
         constraints.append(cp.upper_tri(J) == 0)
     return cp.Problem(cp.Maximize(cp.geo_mean(cp.diag(J))), constraints), n
 
-
-def _rows(lc, n) -> list:
-    """The polytope's rows as cvxpy constraints (each side where it is finite)."""
-    up = np.flatnonzero(np.isfinite(lc.b))
-    out = [lc.A[up] @ n <= lc.b[up]] if up.size else []
-    low = lc.lower_sides()
-    down = np.flatnonzero(np.isfinite(low))
-    if down.size:
-        out.append(lc.A[down] @ n >= low[down])
-    return out

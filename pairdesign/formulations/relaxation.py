@@ -40,11 +40,11 @@ def relaxation_problem(instance: Instance, criterion: Criterion, budget: float |
     M = cp.reshape(V.T @ n, (d, d), order="F") + prior_information(instance)
     M = (M + M.T) / 2
     objective = criterion.cvxpy_objective(M)
-    constraints = [n >= lc.lower, n <= lc.upper, *_rows(lc, n)]
+    constraints = [n >= lc.lower, n <= lc.upper, *polytope_rows(lc, n)]
     return cp.Problem(cp.Maximize(objective), constraints), n
 
 
-def _rows(lc, n) -> list:
+def polytope_rows(lc, n) -> list:
     """The polytope's rows as cvxpy constraints (each side where it is finite)."""
     up = np.flatnonzero(np.isfinite(lc.b))
     out = [lc.A[up] @ n <= lc.b[up]] if up.size else []
