@@ -33,7 +33,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import InfeasibleError, OptionError
 from .information import Criterion, pair_quadratic_forms, sigmoid
 from .instance import Instance
 from .store import Block, block_layout
@@ -57,6 +57,7 @@ class PoolSpec:
     own_caps: bool  # prompts carry caps of their own (prompt_max_pairs)
     fixed_in: np.ndarray  # sorted keys
     dropped: np.ndarray  # sorted keys of pairs fixed out or already labeled
+    min_pairs_per_prompt: float = 0.0  # l, the labels every prompt must get at least (0: none)
 
     def key(self, j: np.ndarray, k: np.ndarray) -> np.ndarray:
         lo, hi = np.minimum(j, k).astype(np.int64), np.maximum(j, k).astype(np.int64)
@@ -69,18 +70,22 @@ class PoolSpec:
 
 def pool_spec(*, n_completions: int, dim: int, meta: dict[str, Any], own_caps: bool,
               pairs: np.ndarray | None, fixed_in: np.ndarray | None, fixed_out: np.ndarray | None,
-              labeled: np.ndarray | None, groups: bool) -> PoolSpec:
-    """The spec of a pool, refusing what the pool cannot do (with a clear message)."""
+              labeled: np.ndarray | None, groups: bool, own_minimums: bool = False) -> PoolSpec:
+    """The spec of a pool, refusing what the pool cannot do (one clear line each, up front)."""
     if pairs is not None:
         raise OptionError("the candidate pool takes every pair within each prompt; this instance "
                           "lists explicit pairs (solve it in memory)")
-    if meta.get("min_pairs_per_prompt"):
-        raise OptionError("the candidate pool does not support coverage minimums (min_pairs_per_prompt): "
-                          "the vertex is then an LP over all pairs (solve the instance in memory)")
-    if meta.get("max_pairs_per_completion") is not None or groups:
-        raise OptionError("the candidate pool supports the budget, per-prompt caps, labels per pair, "
-                          "pairs fixed in or out and labeled pairs; per-completion caps and group "
-                          "budgets need the LP oracle over all pairs (solve the instance in memory)")
+    if meta.get("max_pairs_per_completion") is not None:
+        raise OptionError("the candidate pool does not support per-completion caps "
+                          "(max_pairs_per_completion): its linear oracle is then an LP over all pairs "
+                          "(solve the instance in memory)")
+    if groups:
+        raise OptionError("the candidate pool does not support groups (group budgets and minimums "
+                          "couple prompts of every block; solve the instance in memory)")
+    if own_minimums:
+        raise OptionError("the candidate pool supports one coverage minimum for every prompt "
+                          "(min_pairs_per_prompt), not minimums of each prompt's own "
+                          "(solve the instance in memory)")
     N = int(n_completions)
 
     def keys(table: np.ndarray | None) -> np.ndarray:
@@ -94,7 +99,8 @@ def pool_spec(*, n_completions: int, dim: int, meta: dict[str, Any], own_caps: b
     return PoolSpec(n_completions=N, dim=int(dim), weights=str(meta.get("weights", "uniform")),
                     max_labels_per_pair=int(1 if upper is None else upper),
                     max_pairs_per_prompt=np.inf if cap is None else float(cap), own_caps=own_caps,
-                    fixed_in=keys(fixed_in), dropped=np.union1d(keys(fixed_out), keys(labeled)))
+                    fixed_in=keys(fixed_in), dropped=np.union1d(keys(fixed_out), keys(labeled)),
+                    min_pairs_per_prompt=float(meta.get("min_pairs_per_prompt") or 0))
 
 
 class BlockSource(Protocol):
@@ -249,15 +255,17 @@ def _top(values: np.ndarray, count: int) -> np.ndarray:
 
 @dataclass
 class GainPass:
-    """One gain pass: the ``top`` pairs of largest gain, the vertex's candidate entries, the
-    gains of the pairs fixed in (``fixed_gain = sum g_p lower_p``), the largest gain, and the
-    feature rows of every pair returned."""
+    """One gain pass: the ``top`` pairs of largest gain, the vertex's candidate entries (those
+    competing for the budget, and the ``mandatory`` ones that every prompt's coverage minimum
+    forces: its pairs of largest gain), the gains of the pairs fixed in (``fixed_gain = sum g_p
+    lower_p``), and the feature rows of every pair returned."""
 
     top: TopPairs
     vertex: VertexEntries
     fixed_gain: float
     rows: RowData
     pairs: int
+    mandatory: VertexEntries = field(default_factory=TopPairs.empty)
 
 
 @dataclass
@@ -271,11 +279,44 @@ class MarginalPass:
     pairs: int
 
 
+def within_prompt_before(prompts: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """For entries sorted by prompt: the amount of the entries before each one in its prompt."""
+    if prompts.size == 0:
+        return np.zeros(0)
+    cum = np.cumsum(amount)
+    starts = np.flatnonzero(np.r_[True, prompts[1:] != prompts[:-1]])
+    first = np.repeat(starts, np.diff(np.r_[starts, prompts.size]))
+    return cum - amount - (cum[first] - amount[first])
+
+
+def prompt_needs(block: Block, spec: PoolSpec, lower: np.ndarray, local_prompt: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(left, need) of the block's prompts: the cap left after the pairs fixed in, and the labels
+    the coverage minimum still asks for, ``max(l - fixed_i, 0)``."""
+    fixed = np.bincount(local_prompt, lower, minlength=block.prompt_sizes.size)
+    need = np.maximum(spec.min_pairs_per_prompt - fixed, 0.0)
+    return prompt_caps(block, spec) - fixed, need
+
+
+def check_coverable(block: Block, need: np.ndarray, room: np.ndarray) -> None:
+    """Every prompt has room for the labels its coverage minimum asks for."""
+    short = np.flatnonzero(room < need - 1e-9)
+    if short.size:
+        i = int(short[0])
+        raise InfeasibleError(f"prompt {block.prompt0 + i} can take {room[i]:g} more labels, fewer than "
+                              f"the {need[i]:g} its coverage minimum (min_pairs_per_prompt) asks for")
+
+
 def gain_block(source: BlockSource, b: int, spec: PoolSpec, R: np.ndarray, top: int,
                budget_left: float) -> GainPass:
     """The gain pass on block ``b``: gains ``w |R^T z|^2``, the ``top`` largest, and the entries
-    the vertex may use (see the module docstring): with per-prompt caps, each prompt's pairs by
-    gain up to the cap left after its pairs fixed in."""
+    the vertex may use (see the module docstring): with per-prompt caps or coverage minimums,
+    each prompt's pairs by gain, the first up to its minimum (mandatory), then up to its cap.
+    ``budget_left`` is what the budget leaves after the pairs fixed in and every mandatory entry.
+
+    The vertex is exact: with unit costs the best value of a prompt given t labels is the sum of
+    its t largest gains, concave in t, so filling every minimum with the prompt's best pairs and
+    then the budget by gain across prompts (within the caps) maximises ``g^T s``."""
     block = source.block(b)
     phi = centred(block)
     cand = block_pairs(block, spec)
@@ -286,32 +327,40 @@ def gain_block(source: BlockSource, b: int, spec: PoolSpec, R: np.ndarray, top: 
     best_pairs = TopPairs(cand.j[best], cand.k[best], cand.prompt[best], g[best], np.ones(best.size))
     # the vertex: what each useful pair may take, then the block's prefix that fits the budget
     room = cand.upper - cand.lower
-    useful = np.flatnonzero((g > 0) & (room > 0))
-    if spec.has_caps:
-        caps = prompt_caps(block, spec) - np.bincount(cand.prompt - block.prompt0, cand.lower,
-                                                      minlength=block.prompt_sizes.size)
-        by_prompt = useful[np.lexsort((cand.k[useful], cand.j[useful], -g[useful], cand.prompt[useful]))]
-        prompts = cand.prompt[by_prompt]
+    mandatory = TopPairs.empty()
+    if spec.has_caps or spec.min_pairs_per_prompt > 0:
+        local_prompt = cand.prompt - block.prompt0
+        left, need = prompt_needs(block, spec, cand.lower, local_prompt)
+        considered = np.flatnonzero((room > 0) & ((g > 0) | (need[local_prompt] > 0)))
+        by_prompt = considered[np.lexsort((cand.k[considered], cand.j[considered], -g[considered],
+                                           cand.prompt[considered]))]
+        prompts = local_prompt[by_prompt]
         r = room[by_prompt]
-        cum = np.cumsum(r)
-        starts = np.flatnonzero(np.r_[True, prompts[1:] != prompts[:-1]]) if prompts.size else np.zeros(0, np.int64)
-        first = np.repeat(starts, np.diff(np.r_[starts, prompts.size]))
-        before_in_prompt = cum - r - (cum[first] - r[first]) if prompts.size else np.zeros(0)
-        left = caps[prompts - block.prompt0]
-        amount = np.clip(left - before_in_prompt, 0.0, r)
+        before = within_prompt_before(prompts, r)
+        total = np.clip(left[prompts] - before, 0.0, r)
+        must = np.clip(need[prompts] - before, 0.0, r)
+        if need.any():
+            check_coverable(block, need, np.bincount(prompts, r, minlength=need.size))
+            pick = must > 0
+            m = by_prompt[pick]
+            mandatory = TopPairs(cand.j[m], cand.k[m], cand.prompt[m], g[m], must[pick])
+        amount = np.where(g[by_prompt] > 0, total - must, 0.0)
         useful, amount = by_prompt[amount > 0], amount[amount > 0]
     else:
+        useful = np.flatnonzero((g > 0) & (room > 0))
         amount = room[useful]
     entries = TopPairs(cand.j[useful], cand.k[useful], cand.prompt[useful], g[useful], amount)
     entries = budget_prefix(entries, budget_left)
-    local = np.concatenate([cand.jl[best], cand.kl[best],
-                            entries.j - block.row0, entries.k - block.row0])
-    return GainPass(best_pairs, entries, fixed_gain, RowData.of(block, phi, local), int(g.size))
+    local = np.concatenate([cand.jl[best], cand.kl[best], entries.j - block.row0, entries.k - block.row0,
+                            mandatory.j - block.row0, mandatory.k - block.row0])
+    return GainPass(best_pairs, entries, fixed_gain, RowData.of(block, phi, local), int(g.size), mandatory)
 
 
 def budget_prefix(entries: TopPairs, budget_left: float) -> TopPairs:
     """The entries, largest value first, that receive budget in the greedy vertex: those whose
     cumulative amount before them is below ``budget_left`` (unit costs)."""
+    if budget_left <= 0:
+        return entries.take(np.zeros(0, dtype=np.int64))
     if entries.amount.size:  # at most budget_left / (smallest amount) + 1 of them: select first
         m = int(math.ceil(budget_left / float(entries.amount.min()))) + 1
         if entries.amount.size > 2 * m:
@@ -328,25 +377,27 @@ def reduce_gains(parts: Sequence[GainPass], top: int, budget_left: float) -> Gai
     order = allp.ordered()[:top]
     vertex = budget_prefix(TopPairs.concat([p.vertex for p in parts]), budget_left)
     kept = allp.take(order)
+    mandatory = TopPairs.concat([p.mandatory for p in parts])
     rows = RowData.merge([p.rows for p in parts])
-    need = np.concatenate([kept.j, kept.k, vertex.j, vertex.k])
+    need = np.concatenate([kept.j, kept.k, vertex.j, vertex.k, mandatory.j, mandatory.k])
     mask = np.isin(rows.rows, need)
     rows = RowData(rows.rows[mask], rows.prompt[mask], rows.features[mask],
                    None if rows.scores is None else rows.scores[mask])
     return GainPass(kept, vertex, float(sum(p.fixed_gain for p in parts)), rows,
-                    int(sum(p.pairs for p in parts)))
+                    int(sum(p.pairs for p in parts)), mandatory)
 
 
 def vertex_value(gp: GainPass, budget_left: float) -> tuple[TopPairs, float]:
-    """The vertex's extra labels over the lower bounds (take > 0) and ``max g^T s``."""
+    """The vertex's extra labels over the lower bounds (take > 0) and ``max g^T s``:
+    the mandatory entries, then the budget left (after them) by gain."""
     v = gp.vertex
     order = v.ordered()
     v = v.take(order)
     before = np.cumsum(v.amount) - v.amount
     take = np.clip(budget_left - before, 0.0, v.amount)
     keep = take > 0
-    chosen = TopPairs(v.j[keep], v.k[keep], v.prompt[keep], v.value[keep], take[keep])
-    return chosen, gp.fixed_gain + float(v.value[keep] @ take[keep])
+    chosen = TopPairs.concat([gp.mandatory, TopPairs(v.j[keep], v.k[keep], v.prompt[keep], v.value[keep], take[keep])])
+    return chosen, gp.fixed_gain + float(gp.mandatory.value @ gp.mandatory.amount) + float(v.value[keep] @ take[keep])
 
 
 def marginal_block(source: BlockSource, b: int, spec: PoolSpec, R1: np.ndarray, R2: np.ndarray | None,
@@ -383,6 +434,153 @@ def reduce_marginals(parts: Sequence[MarginalPass], top: int) -> MarginalPass:
     rows = RowData(rows.rows[mask], rows.prompt[mask], rows.features[mask],
                    None if rows.scores is None else rows.scores[mask])
     return MarginalPass(kept, bound, rows, int(sum(p.pairs for p in parts)))
+
+
+# ------------------------------------------------------------------------------ filling by a ranking
+@dataclass(frozen=True)
+class BlockView:
+    """A block's candidates as a ranking sees them: global rows ``j``, ``k`` and ``prompt`` of
+    every pair, block-local rows ``jl``, ``kl``, the local prompt of every row ``row_prompt``,
+    local prompt offsets, the rows' scores and centred features."""
+
+    j: np.ndarray
+    k: np.ndarray
+    prompt: np.ndarray
+    jl: np.ndarray
+    kl: np.ndarray
+    row_prompt: np.ndarray
+    offsets: np.ndarray
+    scores: np.ndarray | None
+    phi: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def local_prompt(self) -> np.ndarray:
+        return self.row_prompt[self.jl]
+
+    def score_gap(self) -> np.ndarray:
+        if self.scores is None or not np.all(np.isfinite(self.scores)):
+            raise OptionError("this ranking needs a score for every completion")
+        return self.scores[self.jl] - self.scores[self.kl]
+
+
+class Ranking(Protocol):
+    """What a fill pass orders the candidates by (picklable: it travels to the workers)."""
+
+    def block_keys(self, view: BlockView, block: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(pairs, keys): the indices of the view's pairs the ranking takes, and sort keys for
+        them, most significant first (the pool breaks ties by (j, k), the candidates' order)."""
+        ...
+
+
+@dataclass
+class FillPass:
+    """A fill pass: the labels that coverage minimums take (``cover``, all of them) and the
+    labels competing for the budget (``units``: one per label, ``keys`` their global order,
+    pass first), reduced to the first ``capacity`` of them; rows of every pair returned."""
+
+    cover: TopPairs
+    units: TopPairs
+    keys: np.ndarray
+    pairs: int
+
+    def counts(self, capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keys ``j * N + k`` unused, as (j, k, labels) of the filled design (over the lower bounds)."""
+        first = self.units.take(_first_units(self.keys, capacity))
+        j = np.r_[self.cover.j, first.j]
+        k = np.r_[self.cover.k, first.k]
+        amount = np.r_[self.cover.amount, first.amount]
+        both, inverse = np.unique(np.c_[j, k], axis=0, return_inverse=True)
+        return both[:, 0], both[:, 1], np.bincount(inverse.ravel(), amount, minlength=both.shape[0])
+
+
+def _first_units(keys: np.ndarray, capacity: int) -> np.ndarray:
+    """Indices of the ``capacity`` units of smallest keys (rows compared lexicographically)."""
+    if keys.shape[0] == 0 or capacity <= 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys.T[::-1])
+    return order[:capacity]
+
+
+def fill_block(source: BlockSource, b: int, spec: PoolSpec, ranking: Ranking, capacity: int) -> FillPass:
+    """The design that :meth:`~pairdesign.polytope.DesignBuilder.fill` builds from the ranking,
+    on block ``b``: first every prompt's coverage minimum from its pairs in ranking order (a pair
+    up to its bound), then passes over the pairs in ranking order, one label per pair and pass,
+    within each prompt's cap. Prompts do not interact except through the budget, so the block
+    keeps its labels of the passes and the reduce takes the first ``capacity`` of all blocks' in
+    (pass, ranking) order: the global fill, exactly (unit costs; no per-completion caps)."""
+    block = source.block(b)
+    phi = centred(block)
+    cand = block_pairs(block, spec)
+    sizes = block.prompt_sizes
+    offsets = np.zeros(sizes.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    row_prompt = np.repeat(np.arange(sizes.size), sizes)
+    view = BlockView(cand.j, cand.k, cand.prompt, cand.jl, cand.kl, row_prompt, offsets, block.scores,
+                     phi, cand.weight)
+    idx, keys = ranking.block_keys(view, b)
+    idx = np.asarray(idx, dtype=np.int64)
+    columns = [np.asarray(key, dtype=np.float64) for key in keys] + [cand.j[idx].astype(np.float64),
+                                                                       cand.k[idx].astype(np.float64)]
+    order = np.lexsort(columns[::-1])
+    idx = idx[order]
+    columns = [c[order] for c in columns]
+    room = (cand.upper - cand.lower)[idx]
+    local_prompt = cand.prompt - block.prompt0
+    left, need = prompt_needs(block, spec, cand.lower, local_prompt)
+    prompts = local_prompt[idx]
+    by_prompt = np.argsort(prompts, kind="stable")  # ranking order within each prompt
+    cover = np.zeros(idx.size)
+    if need.any():
+        check_coverable(block, need, np.bincount(prompts, room, minlength=need.size))
+        before = within_prompt_before(prompts[by_prompt], room[by_prompt])
+        cover[by_prompt] = np.clip(need[prompts[by_prompt]] - before, 0.0, room[by_prompt])
+    covered = cover > 0
+    cover_pairs = TopPairs(cand.j[idx[covered]], cand.k[idx[covered]], cand.prompt[idx[covered]],
+                           np.zeros(int(covered.sum())), cover[covered])
+    # the passes: label number t of pair p falls in pass t; each prompt keeps its first units
+    rest = (room - cover).astype(np.int64)
+    unit_of = np.repeat(np.arange(idx.size), rest)
+    first = np.repeat(np.cumsum(rest) - rest, rest)
+    passes = np.arange(unit_of.size) - first + 1
+    prompt_room = left - np.bincount(prompts, cover, minlength=left.size)
+    rank = np.lexsort((unit_of, passes, prompts[unit_of]))  # by prompt, then pass, then ranking
+    sorted_prompts = prompts[unit_of[rank]]
+    within = np.arange(rank.size) - np.searchsorted(sorted_prompts, sorted_prompts, side="left")
+    keep = np.zeros(unit_of.size, dtype=bool)
+    keep[rank] = within < prompt_room[sorted_prompts]
+    unit_of, passes = unit_of[keep], passes[keep]
+    keys_out = np.column_stack([passes.astype(np.float64)] + [c[unit_of] for c in columns]) \
+        if unit_of.size else np.zeros((0, len(columns) + 1))
+    chosen = _first_units(keys_out, capacity)
+    sel = idx[unit_of[chosen]]
+    units = TopPairs(cand.j[sel], cand.k[sel], cand.prompt[sel], np.zeros(sel.size), np.ones(sel.size))
+    return FillPass(cover_pairs, units, keys_out[chosen], int(idx.size))
+
+
+def reduce_fills(parts: Sequence[FillPass], capacity: int) -> FillPass:
+    """Merge fill passes: every cover label, the first ``capacity`` units of all."""
+    units = TopPairs.concat([p.units for p in parts])
+    keys = np.concatenate([p.keys for p in parts]) if parts else np.zeros((0, 1))
+    first = _first_units(keys, capacity)
+    return FillPass(TopPairs.concat([p.cover for p in parts]), units.take(first), keys[first],
+                    int(sum(p.pairs for p in parts)))
+
+
+@dataclass(frozen=True)
+class MarginalRanking:
+    """Pairs by marginal gain at M, largest first (greedy's order for coverage minimums):
+    ``R1``, ``R2`` as in :func:`marginal_block`."""
+
+    R1: np.ndarray
+    R2: np.ndarray | None
+    criterion: str
+
+    def block_keys(self, view: BlockView, block: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        kind = Criterion.named(self.criterion)
+        q1 = pair_quadratic_forms(view.phi @ self.R1, view.jl, view.kl)
+        q2 = None if kind.is_log_det else pair_quadratic_forms(view.phi @ self.R2, view.jl, view.kl)
+        return np.arange(view.j.size), [-kind.rank_one_gain(view.weight, q1, q2)]
 
 
 def rows_block(source: BlockSource, b: int, rows: np.ndarray) -> RowData:
@@ -426,6 +624,8 @@ class BlockPool(Protocol):
                       closed_prompts: np.ndarray, full_pairs: np.ndarray) -> MarginalPass: ...
 
     def row_features(self, rows: np.ndarray) -> RowData: ...
+
+    def fill_pass(self, ranking: Ranking, capacity: int) -> FillPass: ...
 
     def policy_covariance(self) -> np.ndarray: ...
 
@@ -475,18 +675,25 @@ class MemoryPool:
         self.spec = pool_spec(n_completions=instance.n_completions, dim=instance.dim, meta=self.meta,
                               own_caps=instance.prompt_max_pairs is not None, pairs=instance.pairs,
                               fixed_in=instance.fixed_in, fixed_out=instance.fixed_out,
-                              labeled=instance.labeled, groups=bool(instance.groups))
+                              labeled=instance.labeled, groups=bool(instance.groups),
+                              own_minimums=bool(np.any(instance.prompt_minimums()
+                                                       != float(instance.min_pairs_per_prompt or 0))))
         self.n_prompts = instance.n_prompts
         self.n_blocks = self.source.n_blocks
         self.name = instance.name
         self.labeled = instance.labeled
         self.labeled_counts = instance.labeled_counts
         self.fixed_in = instance.fixed_in
+        self.has_scores = instance.has_all_scores
 
     def gain_pass(self, R, top, budget_left):
         parts = [gain_block(self.source, b, self.spec, R, top, budget_left)
                  for b in range(self.n_blocks)]
         return reduce_gains(parts, top, budget_left)
+
+    def fill_pass(self, ranking, capacity):
+        return reduce_fills([fill_block(self.source, b, self.spec, ranking, capacity)
+                             for b in range(self.n_blocks)], capacity)
 
     def marginal_pass(self, R1, R2, criterion, top, closed_prompts, full_pairs):
         parts = [marginal_block(self.source, b, self.spec, R1, R2, criterion, top, closed_prompts, full_pairs)

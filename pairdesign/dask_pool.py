@@ -26,9 +26,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .blockpool import (GainPass, MarginalPass, RowData, blocks_of_rows, covariance_block,
-                        forms_block, gain_block, marginal_block, pool_spec, reduce_gains,
-                        reduce_marginals, rows_block)
+from .blockpool import (FillPass, GainPass, MarginalPass, RowData, blocks_of_rows, covariance_block,
+                        fill_block, forms_block, gain_block, marginal_block, pool_spec, reduce_fills,
+                        reduce_gains, reduce_marginals, rows_block)
 from .errors import PairdesignError
 from .store import InstanceStore
 
@@ -75,11 +75,14 @@ class DaskPool:
         self.spec = pool_spec(n_completions=store.n_completions, dim=store.dim, meta=self.meta,
                               own_caps="prompt_max_pairs" in store.array_names, pairs=small["pairs"],
                               fixed_in=small["fixed_in"], fixed_out=small["fixed_out"],
-                              labeled=small["labeled"], groups=small["group_names"] is not None)
+                              labeled=small["labeled"], groups=small["group_names"] is not None,
+                              own_minimums=any("min_pairs" in name and not name.startswith("group")
+                                               for name in store.array_names))
         empty = np.zeros((0, 2), dtype=np.int64)
         self.fixed_in = empty if small["fixed_in"] is None else small["fixed_in"].astype(np.int64)
         self.labeled = empty if small["labeled"] is None else small["labeled"].astype(np.int64)
         self.labeled_counts = small["labeled_counts"]
+        self.has_scores = "score" in store.array_names
         self.n_prompts = store.n_prompts
         self.n_blocks = store.n_blocks
         self.name = store.name
@@ -138,6 +141,10 @@ class DaskPool:
                       closed_prompts: np.ndarray, full_pairs: np.ndarray) -> MarginalPass:
         return self._run(marginal_block, (self.spec, R1, R2, criterion, top, closed_prompts, full_pairs),
                          lambda parts: reduce_marginals(parts, top))
+
+    def fill_pass(self, ranking: Any, capacity: int) -> FillPass:
+        return self._run(fill_block, (self.spec, ranking, capacity),
+                         lambda parts: reduce_fills(parts, capacity))
 
     def row_features(self, rows: np.ndarray) -> RowData:
         groups = blocks_of_rows(self.store.block_rows, rows)

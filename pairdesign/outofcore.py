@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.linalg as sla
 
-from .blockpool import BlockPool, RowData, TopPairs, vertex_value
+from .blockpool import BlockPool, MarginalRanking, RowData, TopPairs, vertex_value
 from .deadline import Deadline
 from .errors import InfeasibleError, OptionError
 from .information import Criterion, PairForms, RankOneInverse, gains, information_matrix, sigmoid
@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POOL_METHODS = ("relax", "round", "greedy")
+POOL_METHODS = ("relax", "round", "greedy", "random", "first-k", "best-vs-worst", "ultrafeedback",
+                "max-margin", "min-margin", "max-distance")
 
 __all__ = ["POOL_METHODS", "WorkingSet", "solve_on_pool", "solve_store"]
 
@@ -84,7 +85,8 @@ class _Driver:
         self.time_limit = time_limit
         self.seed = seed
         meta = pool.meta
-        self.budget = float(meta["budget"] if budget is None else budget)
+        # unit costs: labels are whole, a fractional budget is floored (as solve's _spendable)
+        self.budget = float(math.floor(float(meta["budget"] if budget is None else budget) + 1e-9))
         self.dim = pool.spec.dim
         self.ridge = float(meta.get("ridge", 1e-6))
         self.ws = WorkingSet()
@@ -99,6 +101,20 @@ class _Driver:
         self.budget_left = self.budget - float(self.fixed[0].size)
         if self.budget_left < -1e-9:
             raise InfeasibleError(f"the pairs fixed in cost {self.fixed[0].size}, more than the budget {self.budget:g}")
+        # coverage minimums: the labels every prompt still needs after its pairs fixed in
+        minimum = pool.spec.min_pairs_per_prompt
+        self.min_pairs = int(minimum) if minimum > 0 else None
+        self.mandatory = 0.0
+        if minimum > 0:
+            fixed_prompts = self.ws.rows.prompt[np.searchsorted(self.ws.rows.rows, self.fixed[0])] \
+                if self.fixed[0].size else np.zeros(0, dtype=np.int64)
+            _, per_prompt = np.unique(fixed_prompts, return_counts=True)
+            self.mandatory = minimum * pool.n_prompts - float(np.minimum(per_prompt, minimum).sum())
+        self.budget_free = self.budget_left - self.mandatory  # what the budget leaves to compete for
+        if self.budget_free < -1e-9:
+            raise InfeasibleError(f"the coverage minimums (min_pairs_per_prompt = {int(minimum)} for "
+                                  f"{pool.n_prompts} prompts) need {self.mandatory + self.fixed[0].size:g} "
+                                  f"labels, more than the budget {self.budget:g}")
         if isinstance(criterion, Criterion):
             self.crit = criterion
         else:
@@ -144,7 +160,7 @@ class _Driver:
             pairs=np.c_[local(j), local(k)] if j.size else np.zeros((0, 2), dtype=np.int64),
             fixed_in=np.c_[local(self.fixed[0]), local(self.fixed[1])] if self.fixed[0].size else np.zeros((0, 2), np.int64),
             labeled=np.c_[local(self.labeled[:, 0]), local(self.labeled[:, 1])] if self.labeled.size else np.zeros((0, 2), np.int64),
-            labeled_counts=self.pool.labeled_counts, name=self.pool.name)
+            labeled_counts=self.pool.labeled_counts, name=self.pool.name, min_pairs_per_prompt=self.min_pairs)
         return inst, used
 
     def context(self, inst: Instance, options=None) -> Context:
@@ -172,9 +188,9 @@ class _Driver:
             M = self.ridge * np.eye(self.dim) if sub is None else information_matrix(sub, x)
             value = crit.value(M)
             _, R = _factor(M, crit)
-            gp = pool.gain_pass(R, top, self.budget_left)
+            gp = pool.gain_pass(R, top, self.budget_free)
             self.passes += 1
-            chosen, top_value = vertex_value(gp, self.budget_left)
+            chosen, top_value = vertex_value(gp, self.budget_free)
             gx = 0.0 if sub is None else float(gains(sub, M, crit) @ x)
             best = min(best, value + top_value - gx)
             target = allowed_gap(crit, value, self.dim, tol)
@@ -224,7 +240,21 @@ class _Driver:
             for key, p in zip(counts, fixed_prompts.tolist()):
                 used[p] = used.get(p, 0) + 1
                 prompt_of[key] = p
-        spent = float(len(counts))
+        if self.min_pairs:  # coverage minimums first, by marginal gain at the start (as in memory)
+            R1, R2 = _factor(tracker.M, crit)
+            cj, ck, amount = self.fill(MarginalRanking(R1, None if crit.is_log_det else R2, crit.name), 0)
+            prompts = self.ws.rows.prompt[np.searchsorted(self.ws.rows.rows, cj)]
+            for key, p, a in zip((cj * N + ck).tolist(), prompts.tolist(), amount.astype(np.int64).tolist()):
+                counts[key] = counts.get(key, 0) + a
+                used[p] = used.get(p, 0) + a
+            self.ws.add((cj, ck))
+            sub, _ = self.sub_instance(self.ws.j, self.ws.k)
+            x = np.zeros(self.ws.j.size)
+            keys = self.keys()
+            x[np.searchsorted(keys, np.fromiter(counts, dtype=np.int64))] = list(counts.values())
+            tracker = RankOneInverse(information_matrix(sub, x), crit)
+            self.say(f"pool greedy: coverage minimums met with {int(x.sum())} labels")
+        spent = float(sum(counts.values()))
         size = max(1024, 4 * self.dim) if top is None else top
         cap_size = max(size, (1 << 24) // max(1, self.dim))
         termination = TerminationCondition.completed
@@ -288,6 +318,39 @@ class _Driver:
         n[np.searchsorted(keys, chosen)] = [counts[int(c)] for c in chosen]
         return sub, n, termination
 
+    # ------------------------------------------------------------------ fills
+    def fill(self, ranking: Any, capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A fill pass (:func:`pairdesign.blockpool.fill_block`): every prompt's coverage
+        minimum, then ``capacity`` labels in the ranking's order; returns the labels added over
+        the pairs fixed in as (j, k, labels), with the pairs' rows fetched into the working set."""
+        fp = self.pool.fill_pass(ranking, capacity)
+        self.passes += 1
+        j, k, amount = fp.counts(capacity)
+        if j.size:
+            self.ws.rows = RowData.merge([self.ws.rows, self.pool.row_features(np.r_[j, k])])
+        return j, k, amount
+
+    def baseline(self, method: str, options: dict) -> tuple[Instance, np.ndarray]:
+        """A baseline's design (:mod:`pairdesign.solvers.baselines`) filled over the pool."""
+        from .solvers.baselines import BaselineRanking
+
+        cls = method_class(method)
+        if cls.needs_scores and not self.pool.has_scores:
+            raise OptionError(f"method {method!r} ranks pairs by score: this pool has no scores")
+        seed = int(np.random.default_rng(self.seed).integers(1 << 62))
+        opts = make_options(cls, options)
+        capacity = int(math.floor(self.budget_free + 1e-9 * max(1.0, self.budget)))
+        j, k, amount = self.fill(BaselineRanking(method, opts, seed), capacity)
+        self.ws.add((j, k))
+        sub, _ = self.sub_instance(self.ws.j, self.ws.k)
+        keys = self.keys()
+        n = np.zeros(keys.size, dtype=np.int64)
+        N = np.int64(self.pool.spec.n_completions)
+        n[np.searchsorted(keys, self.fixed[0] * N + self.fixed[1])] = 1
+        np.add.at(n, np.searchsorted(keys, j * N + k), amount.astype(np.int64))
+        self.say(f"pool {method}: {int(n.sum())} labels in {self.passes} fill pass(es)")
+        return sub, n
+
     # ------------------------------------------------------------------ results
     def result(self, sub: Instance, outcome: Outcome, method: str) -> Result:
         from .solve import _result
@@ -330,6 +393,9 @@ def solve_on_pool(pool: BlockPool, method: str = "round", criterion: str | Crite
     top = int(options.pop("top", max(256, 2 * int(drv.budget))))
     if top < 1:
         raise OptionError(f"option 'top' must be >= 1, got {top}")
+    if method not in ("relax", "round", "greedy"):  # a baseline
+        sub, n = drv.baseline(method, options)
+        return drv.result(sub, Outcome(n, TerminationCondition.completed), method)
     if method == "greedy":
         if options:
             raise OptionError(f"unknown option(s) {sorted(options)} for greedy on a pool")

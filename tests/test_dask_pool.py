@@ -20,12 +20,12 @@ import pairdesign  # noqa: E402
 from pairdesign.blockpool import MemoryPool, vertex_value  # noqa: E402
 from pairdesign.cli import main  # noqa: E402
 from pairdesign.dask_pool import ClusterError, DaskCandidatePool, DaskPool  # noqa: E402
-from pairdesign.errors import OptionError  # noqa: E402
+from pairdesign.errors import InfeasibleError, OptionError  # noqa: E402
 from pairdesign.fingerprint import instance_fingerprint  # noqa: E402
 from pairdesign.generate import synthetic_instance  # noqa: E402
 from pairdesign.information import Criterion, gains, information_matrix  # noqa: E402
 from pairdesign.oracle import LinearOracle  # noqa: E402
-from pairdesign.outofcore import _factor, solve_on_pool  # noqa: E402
+from pairdesign.outofcore import _Driver, _factor, solve_on_pool  # noqa: E402
 from pairdesign.polytope import linear_constraints  # noqa: E402
 from pairdesign.store import open_store, save_store  # noqa: E402
 
@@ -39,10 +39,14 @@ def _instance(kind: str) -> pairdesign.Instance:
                        labeled=np.array([[20, 21], [20, 22]]), labeled_counts=np.array([2, 1]))
     if kind == "scores":
         inst = replace(inst, weights="scores")
+    if kind == "cover":  # coverage minimums with caps, labels per pair and pairs fixed in
+        inst = replace(inst, budget=300, min_pairs_per_prompt=2, max_pairs_per_prompt=3, max_labels_per_pair=2,
+                       prompt_max_pairs=np.r_[2.0, np.full(119, np.inf)],
+                       fixed_in=np.array([[0, 1], [0, 2], [10, 11]]), fixed_out=np.array([[5, 6]]))
     return inst
 
 
-KINDS = ["plain", "caps", "fixed", "all", "scores"]
+KINDS = ["plain", "caps", "fixed", "all", "scores", "cover"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -53,8 +57,9 @@ def test_the_block_gain_pass_and_vertex_match_the_in_memory_gains_and_oracle(kin
     M = information_matrix(inst, n)
     g = gains(inst, M, crit)
     _, top = LinearOracle(inst, linear_constraints(inst, inst.budget)).maximize(g)
-    budget_left = inst.budget - inst.fixed_in.shape[0]
-    gp = MemoryPool(inst, block_rows=70).gain_pass(_factor(M, crit)[1], 12, budget_left)
+    pool = MemoryPool(inst, block_rows=70)
+    budget_left = _Driver(pool, "D", None, None, 0, None).budget_free  # after fixed and mandatory labels
+    gp = pool.gain_pass(_factor(M, crit)[1], 12, budget_left)
     assert gp.pairs == len(inst.candidates)
     _, value = vertex_value(gp, budget_left)
     assert value == pytest.approx(top, rel=1e-12)
@@ -63,12 +68,63 @@ def test_the_block_gain_pass_and_vertex_match_the_in_memory_gains_and_oracle(kin
 
 def test_the_pool_refuses_what_its_oracle_cannot_do():
     inst = _instance("plain")
-    with pytest.raises(OptionError, match="per-completion caps and group budgets"):
+    with pytest.raises(OptionError, match="per-completion caps"):
         MemoryPool(replace(inst, max_pairs_per_completion=2))
     with pytest.raises(OptionError, match="explicit pairs"):
         MemoryPool(replace(inst, pairs=np.array([[0, 1], [5, 6]])))
-    with pytest.raises(OptionError, match="coverage minimums"):
-        MemoryPool(replace(inst, min_pairs_per_prompt=1))
+    with pytest.raises(OptionError, match="groups"):
+        MemoryPool(replace(inst, groups=(pairdesign.instance.Group("g", np.arange(3), 5.0),)))
+    with pytest.raises(InfeasibleError, match="coverage minimums"):
+        solve_on_pool(MemoryPool(replace(inst, min_pairs_per_prompt=1)), "round")  # 120 prompts, 14 labels
+
+
+DETERMINISTIC = ["first-k", "best-vs-worst", "max-margin", "min-margin", "max-distance", "greedy"]
+
+
+@pytest.mark.parametrize("kind", ["plain", "all", "cover"])
+def test_baselines_and_greedy_fill_the_pool_exactly_as_in_memory(kind):
+    """The fill pass (every prompt's minimum, then passes in the ranking's order within the caps)
+    builds DesignBuilder.fill's design; greedy meets the minimums first as in memory."""
+    inst = _instance(kind)
+    pool = MemoryPool(inst, block_rows=70)
+    for method in DETERMINISTIC:
+        ours, ref = solve_on_pool(pool, method, seed=0), pairdesign.solve(inst, method=method, seed=0)
+        assert sorted(ours.pairs) == sorted(ref.pairs), method
+        assert abs(ours.objective - ref.objective) <= 1e-9
+    for method in ("random", "ultrafeedback"):  # drawn block by block: feasible, reproducible
+        ours = solve_on_pool(pool, method, seed=0)
+        assert len(ours.pairs) == inst.budget and ours.pairs == solve_on_pool(pool, method, seed=0).pairs
+        assert not linear_constraints(inst, inst.budget).violations(_counts(inst, ours))
+
+
+def _small_cover() -> pairdesign.Instance:
+    inst = synthetic_instance(16, 5, 4, seed=3, budget=40).instance
+    return replace(inst, min_pairs_per_prompt=2, max_pairs_per_prompt=3, prompt_max_pairs=np.r_[2.0, np.full(15, np.inf)],
+                   fixed_in=np.array([[0, 1], [0, 2], [10, 11]]), fixed_out=np.array([[5, 6]]))
+
+
+@pytest.mark.parametrize("kind", ["small", pytest.param("cover", marks=pytest.mark.slow)])
+def test_coverage_minimums_out_of_core_relax_and_round_match_in_memory(kind):
+    inst = _small_cover() if kind == "small" else _instance("cover")
+    pool = MemoryPool(inst, block_rows=30)
+    relaxed = solve_on_pool(pool, "relax", options={"tol": 1e-6})
+    exact = pairdesign.solve(inst, method="relax", options={"tol": 1e-8})
+    assert relaxed.status.value == "optimal"
+    assert relaxed.bound >= exact.objective - 1e-9 and exact.bound >= relaxed.objective - 1e-9
+    assert relaxed.bound - relaxed.objective <= -inst.dim * np.log1p(-1e-6) + 1e-12
+    rounded, ref = solve_on_pool(pool, "round", seed=0), pairdesign.solve(inst, method="round", seed=0)
+    assert not linear_constraints(inst, inst.budget).violations(_counts(inst, rounded))
+    assert abs(rounded.objective - ref.objective) <= 1e-9
+
+
+def _counts(inst, result) -> np.ndarray:
+    """n_p over the instance's candidates of a result's pairs (named by ids)."""
+    cand = inst.candidates
+    index = {tuple(ids): p for p, ids in enumerate(inst.pair_ids(cand.j, cand.k))}
+    n = np.zeros(len(cand))
+    for ids in result.pairs:
+        n[index[tuple(ids)]] += 1
+    return n
 
 
 @pytest.mark.parametrize("kind", ["plain", "all"])

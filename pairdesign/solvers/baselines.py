@@ -12,6 +12,12 @@ constraint (:meth:`~pairdesign.polytope.DesignBuilder.fill`), until the budget i
 - ``max-margin``: largest |score_j - score_k| over all pairs.
 - ``min-margin``: sigmoid(score_j - score_k) nearest 1/2, i.e. smallest |score gap| (uncertainty).
 - ``max-distance``: largest feature distance |phi_j - phi_k|.
+
+On a candidate pool too large for memory (:mod:`pairdesign.outofcore`) each baseline gives its
+ranking block by block (:meth:`_Baseline.block_keys`: sort keys from the block's own prompts)
+and the pool fills the budget in that order (:func:`pairdesign.blockpool.fill_block`): the same
+design as in memory for the deterministic baselines; ``random`` and ``ultrafeedback`` draw their
+random numbers block by block there (the same distribution, another draw than in memory).
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ class _Baseline:
     def order(self, ctx: Context) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must define order()")
 
+    def block_keys(self, view, options, rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The ranking on one block of whole prompts (:class:`~pairdesign.blockpool.BlockView`):
+        the pairs taken and their sort keys, most significant first (ties: the candidates' order)."""
+        raise NotImplementedError(f"{type(self).__name__} has no ranking by blocks")
+
     def run(self, ctx: Context) -> Outcome:
         design = ctx.builder()
         order = self.order(ctx)
@@ -70,6 +81,9 @@ class RandomPairs(_Baseline):
 
     def order(self, ctx: Context) -> np.ndarray:
         return ctx.rng.permutation(len(ctx.pool.pairs))
+
+    def block_keys(self, view, options, rng):
+        return np.arange(view.j.size), [rng.random(view.j.size)]
 
 
 class FirstK(_Baseline):
@@ -92,6 +106,12 @@ class FirstK(_Baseline):
         lo, hi = np.minimum(local_j, local_k)[keep], np.maximum(local_j, local_k)[keep]
         return keep[np.lexsort((hi, lo, cand.prompt[keep]))]
 
+    def block_keys(self, view, options, rng):
+        start = view.offsets[view.local_prompt]
+        local_j, local_k = view.jl - start, view.kl - start
+        keep = np.flatnonzero((local_j < options.k) & (local_k < options.k))
+        return keep, [view.prompt[keep]]
+
 
 class BestVsWorst(_Baseline):
     name = "best-vs-worst"
@@ -101,6 +121,10 @@ class BestVsWorst(_Baseline):
         cand = ctx.pool.pairs
         rank = _rank_within_prompt(cand.prompt, -np.abs(self.score_gap(ctx)))
         return _round_robin(cand.prompt, rank)
+
+    def block_keys(self, view, options, rng):
+        rank = _rank_within_prompt(view.prompt, -np.abs(view.score_gap()))
+        return np.arange(view.j.size), [rank, view.prompt]
 
 
 class UltraFeedback(_Baseline):
@@ -118,6 +142,14 @@ class UltraFeedback(_Baseline):
         rank = _rank_within_prompt(cand.prompt[candidates], ctx.rng.random(candidates.size))
         return candidates[_round_robin(cand.prompt[candidates], rank)]
 
+    def block_keys(self, view, options, rng):
+        by_score = np.lexsort((-view.scores, view.row_prompt))
+        best = by_score[view.offsets[:-1]]
+        local = view.local_prompt
+        candidates = np.flatnonzero((view.jl == best[local]) | (view.kl == best[local]))
+        rank = _rank_within_prompt(view.prompt[candidates], rng.random(candidates.size))
+        return candidates, [rank, view.prompt[candidates]]
+
 
 class MaxMargin(_Baseline):
     name = "max-margin"
@@ -125,6 +157,9 @@ class MaxMargin(_Baseline):
 
     def order(self, ctx: Context) -> np.ndarray:
         return np.argsort(-np.abs(self.score_gap(ctx)), kind="stable")
+
+    def block_keys(self, view, options, rng):
+        return np.arange(view.j.size), [-np.abs(view.score_gap())]
 
 
 class MinMargin(_Baseline):
@@ -135,6 +170,9 @@ class MinMargin(_Baseline):
         # |sigmoid(gap) - 1/2| is increasing in |gap|
         return np.argsort(np.abs(self.score_gap(ctx)), kind="stable")
 
+    def block_keys(self, view, options, rng):
+        return np.arange(view.j.size), [np.abs(view.score_gap())]
+
 
 class MaxDistance(_Baseline):
     name = "max-distance"
@@ -142,3 +180,27 @@ class MaxDistance(_Baseline):
     def order(self, ctx: Context) -> np.ndarray:
         (distance,) = ctx.pool.quadratic_forms([np.eye(ctx.instance.dim)])
         return np.argsort(-distance, kind="stable")
+
+    def block_keys(self, view, options, rng):
+        from ..information import pair_quadratic_forms
+
+        return np.arange(view.j.size), [-pair_quadratic_forms(view.phi, view.jl, view.kl)]
+
+
+BASELINES = ("random", "first-k", "best-vs-worst", "ultrafeedback", "max-margin", "min-margin", "max-distance")
+
+
+@dataclass(frozen=True)
+class BaselineRanking:
+    """A baseline's ranking as a fill pass runs it on the workers (picklable): the method, its
+    options, and the seed of its random numbers (block b draws from ``default_rng([seed, b])``)."""
+
+    method: str
+    options: object
+    seed: int
+
+    def block_keys(self, view, block: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        from .base import method_class
+
+        rng = np.random.default_rng([self.seed, block])
+        return method_class(self.method)().block_keys(view, self.options, rng)
