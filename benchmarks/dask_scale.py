@@ -63,23 +63,28 @@ def cmd_store(args: argparse.Namespace) -> None:
           f"{time.perf_counter() - start:.1f} s, peak RSS {_peak_mib():,.0f} MiB")
 
 
-def _solve_once(path: str, scheduler, tol: float) -> tuple[object, float]:
+def _solve_once(path: str, scheduler, tol: float, method: str = "round") -> tuple[object, float]:
     from pairdesign.dask_pool import DaskPool
     from pairdesign.outofcore import solve_on_pool
 
     start = time.perf_counter()
     with DaskPool(open_store(path), scheduler) as pool:
-        result = solve_on_pool(pool, "round", seed=0, options={"tol": tol})
+        options = {"tol": tol} if method in ("relax", "round") else {}
+        result = solve_on_pool(pool, method, seed=0, options=options)
     return result, time.perf_counter() - start
 
 
 def _row(label: str, result, seconds: float, workers_mib: list[float]) -> str:
     relax = _relax_seconds(result.log)
     passes = sum(1 for line in result.log if "pool relax: round" in line)
+    if result.bound is None:  # greedy, the baselines: passes over the pool, no bound
+        passes = sum(1 for line in result.log if "pool" in line and ("greedy:" in line or "fill pass" in line))
     eff = result.efficiency_bound
     workers = ", ".join(f"{w:,.0f}" for w in workers_mib) or "-"
+    bound = "-" if result.bound is None else f"{result.bound:.6f}"
     return (f"| {label} | {seconds:,.1f} | {relax:,.1f} | {seconds - relax:,.1f} | {passes} | "
-            f"{result.objective:.6f} | {result.bound:.6f} | {eff:.5f} | {_peak_mib():,.0f} | {workers} |")
+            f"{result.objective:.6f} | {bound} | {'-' if eff is None else f'{eff:.5f}'} | "
+            f"{_peak_mib():,.0f} | {workers} |")
 
 
 def cmd_solve(args: argparse.Namespace) -> None:
@@ -93,14 +98,14 @@ def cmd_solve(args: argparse.Namespace) -> None:
     print("| run | wall s | relax s | round s | passes | objective | bound | D-eff >= | driver MiB | workers MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     if args.local:
-        result, seconds = _solve_once(args.store, None, args.tol)
+        result, seconds = _solve_once(args.store, None, args.tol, args.method)
         print(_row("local threads (2)", result, seconds, []), flush=True)
     for n in args.workers:
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                           memory_limit=args.worker_memory) as cluster, Client(cluster) as client:
-            result, seconds = _solve_once(args.store, client, args.tol)
+            result, seconds = _solve_once(args.store, client, args.tol, args.method)
             peaks = client.run(_peak_mib)
-            print(_row(f"LocalCluster {n} worker{'s' if n > 1 else ''}", result, seconds,
+            print(_row(f"{args.method}, LocalCluster {n} worker{'s' if n > 1 else ''}", result, seconds,
                        list(peaks.values())), flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
@@ -165,6 +170,7 @@ def main() -> None:
     p.add_argument("--worker-memory", default="6GiB", help="LocalCluster memory_limit per worker")
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--local", action="store_true", help="also Dask's local threaded scheduler")
+    p.add_argument("--method", default="round", help="any method of pairdesign.outofcore.POOL_METHODS")
     p.set_defaults(run=cmd_solve)
     p = sub.add_parser("memory")
     p.add_argument("--prompts", type=int, default=10_000)

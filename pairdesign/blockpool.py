@@ -70,19 +70,24 @@ class PoolSpec:
 
 def pool_spec(*, n_completions: int, dim: int, meta: dict[str, Any], own_caps: bool,
               pairs: np.ndarray | None, fixed_in: np.ndarray | None, fixed_out: np.ndarray | None,
-              labeled: np.ndarray | None, groups: bool, own_minimums: bool = False) -> PoolSpec:
-    """The spec of a pool, refusing what the pool cannot do (one clear line each, up front)."""
+              labeled: np.ndarray | None, groups: bool, own_minimums: bool = False,
+              forms_only: bool = False) -> PoolSpec:
+    """The spec of a pool, refusing what the pool cannot do (one clear line each, up front).
+    ``forms_only``: the pool serves only quadratic forms (the seam's Dask pool, whose oracle is in
+    memory): only explicit pair lists are refused."""
     if pairs is not None:
         raise OptionError("the candidate pool takes every pair within each prompt; this instance "
                           "lists explicit pairs (solve it in memory)")
-    if meta.get("max_pairs_per_completion") is not None:
+    if forms_only:
+        pass
+    elif meta.get("max_pairs_per_completion") is not None:
         raise OptionError("the candidate pool does not support per-completion caps "
                           "(max_pairs_per_completion): its linear oracle is then an LP over all pairs "
                           "(solve the instance in memory)")
-    if groups:
+    elif groups:
         raise OptionError("the candidate pool does not support groups (group budgets and minimums "
                           "couple prompts of every block; solve the instance in memory)")
-    if own_minimums:
+    elif own_minimums:
         raise OptionError("the candidate pool supports one coverage minimum for every prompt "
                           "(min_pairs_per_prompt), not minimums of each prompt's own "
                           "(solve the instance in memory)")

@@ -352,10 +352,23 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
         raise PairdesignError("export --to needs --instance INSTANCE (the instance the design was solved on)")
     out = _check_output(args.out, (TASK_FORMATS[args.to].suffix,))
     instance = load_instance(args.instance_file)
+    criterion = None
+    store = None
+    if not hasattr(instance, "candidates"):  # a store too large for memory: the design's prompts only
+        from .store_view import design_view
+
+        store, instance = instance, design_view(instance, args.source)
     _needs_texts(instance, args.instance_file)
     design = load_design(args.source, instance)
+    if store is not None and str(design.metadata.get("criterion", "D")).upper() == "L":
+        from .blockpool import covariance_block
+        from .information import Criterion
+
+        H = sum(covariance_block(store, b) for b in range(store.n_blocks)) / store.n_prompts
+        criterion = Criterion.make("L", instance, H=H)  # the whole pool's uniform policy
     with _all_or_none(out, setup_path(out, args.to)):
-        summary = write_tasks(instance, design, args.to, out, seed=args.seed, progress=_progress(args))
+        summary = write_tasks(instance, design, args.to, out, seed=args.seed, criterion=criterion,
+                              progress=_progress(args))
     print(f"wrote {out}: {summary['tasks']} {args.to} tasks of design {summary['design']} "
           f"(instance {summary['instance']}), in labeling order ({summary['order']})")
     if summary["setup"] is not None:
@@ -374,6 +387,10 @@ def cmd_labels(args: argparse.Namespace) -> int:
     out = _check_output(args.out, (".jsonl",))
     target = _check_output(args.instance_out or args.instance_file, (".npz", ".json"))
     instance = load_instance(args.instance_file)
+    if not hasattr(instance, "candidates"):
+        raise PairdesignError(f"{args.instance_file} is too large for memory: labels write the whole "
+                              "instance back with the labeled pairs, which needs it in memory (export "
+                              "works from such a store; labels do not yet)")
     _needs_texts(instance, args.instance_file)
     expected = pairs = None
     if args.design is not None:

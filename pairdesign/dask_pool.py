@@ -67,7 +67,8 @@ def connect(address: str, timeout: float | None = None):
 class DaskPool:
     """The pool of a store, its passes run by Dask (see the module docstring)."""
 
-    def __init__(self, store: InstanceStore, scheduler: "str | Any | None" = None, retries: int = 2):
+    def __init__(self, store: InstanceStore, scheduler: "str | Any | None" = None, retries: int = 2,
+                 forms_only: bool = False):
         self.store = store
         self.meta = store.meta
         small = {name: store.small(name) for name in ("pairs", "fixed_in", "fixed_out", "labeled",
@@ -77,7 +78,8 @@ class DaskPool:
                               fixed_in=small["fixed_in"], fixed_out=small["fixed_out"],
                               labeled=small["labeled"], groups=small["group_names"] is not None,
                               own_minimums=any("min_pairs" in name and not name.startswith("group")
-                                               for name in store.array_names))
+                                               for name in store.array_names),
+                              forms_only=forms_only)
         empty = np.zeros((0, 2), dtype=np.int64)
         self.fixed_in = empty if small["fixed_in"] is None else small["fixed_in"].astype(np.int64)
         self.labeled = empty if small["labeled"] is None else small["labeled"].astype(np.int64)
@@ -189,7 +191,7 @@ class DaskCandidatePool:
                  retries: int = 2):
         from .pool import InMemoryPool
 
-        self.runner = DaskPool(store, scheduler, retries)
+        self.runner = DaskPool(store, scheduler, retries, forms_only=True)
         self.instance = instance
         self.local = InMemoryPool(instance)
 

@@ -71,7 +71,9 @@ def solve(
         and report its certified optimum bound as the Result's ``bound`` and ``gap``, for methods
         that carry no bound of their own.
     pool : the candidate pool every method reads the candidates through (default: the instance's,
-        in memory; see :mod:`pairdesign.pool`).
+        in memory; see :mod:`pairdesign.pool`), or a block pool of :mod:`pairdesign.blockpool`
+        (``MemoryPool``, ``pairdesign.dask_pool.DaskPool``): the methods that run out of core
+        (:data:`pairdesign.outofcore.POOL_METHODS`), holding only a working set.
     deadline : an absolute :class:`~pairdesign.deadline.Deadline` (for instance shared by several
         calls); with ``time_limit`` too, the earlier of the two holds.
 
@@ -79,7 +81,7 @@ def solve(
 
     A store too large for memory (``load_instance("X.zarr")`` returns an
     :class:`~pairdesign.store.InstanceStore`) is solved on the Dask pool
-    (:func:`pairdesign.outofcore.solve_store`: methods relax, round, greedy).
+    (:func:`pairdesign.outofcore.solve_store`: relax, round, greedy and the baselines).
     """
     from .store import InstanceStore
 
@@ -87,6 +89,13 @@ def solve(
         from .outofcore import solve_store
         return solve_store(instance, "round" if method == DEFAULT_METHOD else method, criterion,
                            budget=budget, time_limit=time_limit, seed=seed, options=options, H=H)
+    if pool is not None and hasattr(pool, "gain_pass"):  # a block pool: out of core
+        from .outofcore import solve_on_pool
+        if certify or deadline is not None:
+            raise OptionError("a block pool runs out of core: no 'certify' (relax and round carry a "
+                              "certified bound) and no 'deadline' (use time_limit)")
+        return solve_on_pool(pool, "round" if method == DEFAULT_METHOD else method, criterion,
+                             budget=budget, time_limit=time_limit, seed=seed, options=options, H=H)
     budget = _check_request(instance, budget, time_limit, seed)
     cls = method_class(method)
     opts = make_options(cls, options)

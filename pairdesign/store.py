@@ -404,8 +404,9 @@ class InstanceStore:
 
         def stream(name: str, dtype: str | None = None, transform=None) -> None:
             array = g[name]
-            for start in range(0, int(array.shape[0]), step):
-                part = np.asarray(array[start:start + step])
+            rows = max(1, step // int(np.prod(array.shape[1:], dtype=np.int64)))  # ~4M values at a time
+            for start in range(0, int(array.shape[0]), rows):
+                part = np.asarray(array[start:start + rows])
                 if transform is not None:
                     part = transform(part)
                 h.update(np.ascontiguousarray(part, dtype=dtype).tobytes())

@@ -155,7 +155,7 @@ def client():
 def stores(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stores")
     paths = {}
-    for kind in ("plain", "all"):
+    for kind in ("plain", "all", "cover"):
         paths[kind] = folder / f"{kind}.zarr"
         save_store(_instance(kind), paths[kind], block_rows=70)  # 9 blocks
     return paths
@@ -175,11 +175,12 @@ def test_every_method_gives_the_same_answer_on_the_dask_pool_as_in_memory(client
         assert abs(ours.bound - ref.bound) <= 1e-9
 
 
-@pytest.mark.parametrize("method", ["relax", "round", "greedy"])
-def test_out_of_core_runs_give_the_same_answer_on_dask_as_in_memory(client, stores, method):
-    inst = _instance("all")
+@pytest.mark.parametrize("kind, method", [("all", "relax"), ("all", "round"), ("all", "greedy"),
+                                          ("all", "random"), ("cover", "greedy"), ("cover", "max-distance")])
+def test_out_of_core_runs_give_the_same_answer_on_dask_as_in_memory(client, stores, kind, method):
+    inst = _instance(kind)
     ref = solve_on_pool(MemoryPool(inst, block_rows=70), method, seed=0)
-    with DaskPool(open_store(stores["all"]), client) as pool:
+    with DaskPool(open_store(stores[kind]), client) as pool:
         ours = solve_on_pool(pool, method, seed=0)
     assert ours.pairs == ref.pairs
     # the design records the whole instance (labels and exports check it), not the working set

@@ -144,3 +144,35 @@ def test_cli_generate_info_and_import_write_and_read_stores(tmp_path, capsys):
     assert main(["import", str(gen), "--out", str(tmp_path / "i.zarr"), "--dim", "3"]) == 0
     imported = pairdesign.load_instance(tmp_path / "i.zarr")
     assert imported.prompt_ids.tolist() == ["q0", "q1", "q2", "q3"] and imported.completion_texts[4] == "B"
+
+
+@pytest.mark.parametrize("criterion", ["D", "L"])
+def test_export_from_a_store_too_large_for_memory_reads_only_the_designs_prompts(criterion, tmp_path, monkeypatch):
+    """The tasks exported from the store's view of the design's prompts are those of an in-memory
+    export of the whole instance (ids, order by greedy gain given M0, texts; the gains to 1e-9:
+    L's H is summed block by block)."""
+    import pairdesign.store as store_module
+    from pairdesign.cli import main
+    from pairdesign.store_view import design_view
+
+    inst = synthetic_instance(30, 4, 3, seed=5, budget=6).instance
+    inst = replace(inst, prompt_texts=tuple(f"prompt {i}" for i in range(30)),
+                   completion_texts=tuple(f"answer {r}" for r in range(120)),
+                   labeled=np.array([[0, 1], [50, 51]]), labeled_counts=np.array([2, 1]))
+    path, npz = tmp_path / "x.zarr", tmp_path / "x.npz"
+    save_store(inst, path, block_rows=16)
+    pairdesign.save_instance(inst, npz)
+    design = tmp_path / "d.json"
+    pairdesign.solve(inst, method="greedy", criterion=criterion).save(design)
+    reference = tmp_path / "ref.jsonl"
+    assert main(["export", str(design), "--instance", str(npz), "--to", "jsonl", "--out", str(reference)]) == 0
+    monkeypatch.setattr(store_module.load_store, "__defaults__", (0,))  # every store is too large now
+    view = design_view(open_store(path), design)
+    assert view.n_prompts < inst.n_prompts  # only the design's and the labeled pairs' prompts
+    ours = tmp_path / "ours.jsonl"
+    assert main(["export", str(design), "--instance", str(path), "--to", "jsonl", "--out", str(ours)]) == 0
+    mine, theirs = ([json.loads(line) for line in f.read_text().splitlines()] for f in (ours, reference))
+    assert [dict(r, gain=None) for r in mine] == [dict(r, gain=None) for r in theirs]
+    assert np.allclose([r["gain"] for r in mine], [r["gain"] for r in theirs], rtol=1e-9, atol=0)
+    assert main(["labels", str(ours), "--instance", str(path), "--instance-out", str(tmp_path / "i.npz"),
+                 "--out", str(tmp_path / "prefs.jsonl")]) == 2

@@ -144,7 +144,7 @@ TASK_FORMATS: dict[str, TaskFormat] = {
 
 def write_tasks(
     instance: Instance, design: Design, fmt: str, path: str | os.PathLike, *,
-    seed: int | None = 0, criterion: str | None = None, progress: bool = False,
+    seed: int | None = 0, criterion: "str | Criterion | None" = None, progress: bool = False,
 ) -> dict[str, Any]:
     """Write the design's labels as annotation tasks (atomically), and for Label Studio and
     Argilla the project setup the tasks fit beside them (:mod:`pairdesign.pipeline.tool_setup`);
