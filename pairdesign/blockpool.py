@@ -7,18 +7,23 @@ Everything that touches all candidate pairs is a map over blocks with a small re
   working set grows from them) and to the pairs that the linear oracle's vertex can use;
 - the **linear oracle's vertex** ``s = argmax {g^T s : s in the polytope}`` by a distributed
   selection, for the constraints where it is a sort: the budget (unit costs) and bounds
-  (greedy by gain: the fractional knapsack), and per-prompt caps (within each prompt by gain up to
-  the cap, then across prompts by gain: greedy is exact on this laminar polymatroid). A block
+  (greedy by gain: the fractional knapsack), per-prompt caps (within each prompt by gain up to
+  the cap, then across prompts by gain: greedy is exact on this laminar polymatroid) and a
+  coverage minimum l for every prompt (each prompt's l best labels first, whatever their gain:
+  a prompt's best value given t labels is concave in t). A block
   keeps only its pairs that could still receive budget (cumulative room below the budget left),
   so the reduce is exact and small;
 - the **marginal pass** of greedy: ``f(M + w z z^T) - f(M)`` of every open pair, reduced to the
   ``top`` largest and the next value (the bound of lazy greedy);
+- the **fill pass** of a ranking (a baseline's order, or greedy's for coverage minimums): the
+  design :meth:`~pairdesign.polytope.DesignBuilder.fill` builds, block by block
+  (:func:`fill_block`);
 - **features on demand**: the centred feature rows of the pairs a pass returns travel with them.
 
 Pairs are named by their global completion rows ``(j, k)``, ``j < k``, in the same prompt; the
 candidates are every such pair, minus pairs fixed out and pairs already labeled (explicit pair
-lists, per-completion caps and group budgets are not supported by the pool: the oracle would be
-an LP over all pairs). :class:`MemoryPool` runs the kernels in this process on an in-memory
+lists, per-completion caps, groups and minimums of each prompt's own are refused: the oracle
+would be an LP over all pairs). :class:`MemoryPool` runs the kernels in this process on an in-memory
 instance; :class:`pairdesign.dask_pool.DaskPool` runs the same kernels on Dask workers over a
 store (:mod:`pairdesign.store`). The solvers above them (:mod:`pairdesign.outofcore`) see only
 the pool. :func:`forms_block` serves the seam of :mod:`pairdesign.pool` (length-P vectors of
@@ -490,7 +495,8 @@ class FillPass:
     pairs: int
 
     def counts(self, capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Keys ``j * N + k`` unused, as (j, k, labels) of the filled design (over the lower bounds)."""
+        """The labels the fill adds over the lower bounds, as (j, k, labels) per pair: every cover
+        label and the first ``capacity`` of the passes."""
         first = self.units.take(_first_units(self.keys, capacity))
         j = np.r_[self.cover.j, first.j]
         k = np.r_[self.cover.k, first.k]

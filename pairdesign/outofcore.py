@@ -1,10 +1,12 @@
-"""Solving on a candidate pool (:mod:`pairdesign.blockpool`): relax, round and greedy for pools
-that only a pool's passes touch whole (a store on Dask, or an in-memory instance).
+"""Solving on a candidate pool (:mod:`pairdesign.blockpool`): relax, round, greedy and the
+baselines for pools that only a pool's passes touch whole (a store on Dask, or an in-memory
+instance). The driver holds the working set's pairs and rows, never a vector over all pairs.
 
 **relax** (column generation with a certificate). The working set S starts from the pairs fixed
 in, the ``top`` pairs of largest gain at M0 and the linear oracle's vertex. Each round solves the
 relaxation restricted to S with the native solver (a sub-instance of the pairs of S, their
-prompts' caps, the pairs fixed in and labeled: every design of it is a design of the whole pool),
+prompts' caps and coverage minimums, the pairs fixed in and labeled: every design of it is a
+design of the whole pool),
 then one gain pass over the whole pool gives the certificate of the Frank-Wolfe duality gap
 
     f* <= f(n) + max_{s in polytope} g^T s - g^T n,      g_p = w_p z_p^T (df/dM) z_p,
@@ -16,7 +18,10 @@ A and L); otherwise the pass's top pairs and the vertex join S.
 **round**: the rounding method of ``solve`` on the final working set, with the whole pool's
 certified bound. **greedy**: lazy greedy over the pool (the marginal pass returns the ``top``
 open pairs and the largest other gain; for D, log det's submodularity makes that a bound, so the
-design is exactly plain greedy's).
+design is exactly plain greedy's); coverage minimums first, by a fill pass in order of marginal
+gain at the start, as in memory. **Baselines** (:mod:`pairdesign.solvers.baselines`): one fill
+pass of the baseline's ranking (:func:`pairdesign.blockpool.fill_block`), the design
+``DesignBuilder.fill`` builds in memory.
 """
 
 from __future__ import annotations

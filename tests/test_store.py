@@ -146,7 +146,7 @@ def test_cli_generate_info_and_import_write_and_read_stores(tmp_path, capsys):
     assert imported.prompt_ids.tolist() == ["q0", "q1", "q2", "q3"] and imported.completion_texts[4] == "B"
 
 
-@pytest.mark.parametrize("criterion", ["D", "L"])
+@pytest.mark.parametrize("criterion", ["D", pytest.param("L", marks=pytest.mark.slow)])
 def test_export_from_a_store_too_large_for_memory_reads_only_the_designs_prompts(criterion, tmp_path, monkeypatch):
     """The tasks exported from the store's view of the design's prompts are those of an in-memory
     export of the whole instance (ids, order by greedy gain given M0, texts; the gains to 1e-9:
