@@ -533,12 +533,25 @@ def fill_block(source: BlockSource, b: int, spec: PoolSpec, ranking: Ranking, ca
     idx = np.asarray(idx, dtype=np.int64)
     columns = [np.asarray(key, dtype=np.float64) for key in keys] + [cand.j[idx].astype(np.float64),
                                                                        cand.k[idx].astype(np.float64)]
+    local_prompt = cand.prompt - block.prompt0
+    left, need = prompt_needs(block, spec, cand.lower, local_prompt)
+    room = (cand.upper - cand.lower)[idx]
+    if not need.any() and np.all(np.isinf(left)) and room.max(initial=0) <= 1:
+        # nothing ties prompts or passes: the first ``capacity`` pairs with room, by the ranking
+        # (selected on the first key, ties kept, before the sort)
+        sel = np.flatnonzero(room > 0) if capacity > 0 else np.zeros(0, dtype=np.int64)
+        if capacity < sel.size:
+            first = columns[0][sel]
+            sel = sel[first <= np.partition(first, capacity - 1)[capacity - 1]]
+        keys_out = np.column_stack([np.ones(sel.size)] + [c[sel] for c in columns])
+        chosen = _first_units(keys_out, capacity)
+        pick = idx[sel[chosen]]
+        units = TopPairs(cand.j[pick], cand.k[pick], cand.prompt[pick], np.zeros(pick.size), np.ones(pick.size))
+        return FillPass(TopPairs.empty(), units, keys_out[chosen], int(idx.size))
     order = np.lexsort(columns[::-1])
     idx = idx[order]
     columns = [c[order] for c in columns]
-    room = (cand.upper - cand.lower)[idx]
-    local_prompt = cand.prompt - block.prompt0
-    left, need = prompt_needs(block, spec, cand.lower, local_prompt)
+    room = room[order]
     prompts = local_prompt[idx]
     by_prompt = np.argsort(prompts, kind="stable")  # ranking order within each prompt
     cover = np.zeros(idx.size)
