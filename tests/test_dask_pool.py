@@ -87,8 +87,8 @@ def test_baselines_and_greedy_fill_the_pool_exactly_as_in_memory(kind):
     builds DesignBuilder.fill's design; greedy meets the minimums first as in memory."""
     inst = _instance(kind)
     pool = MemoryPool(inst, block_rows=70)
-    for method in DETERMINISTIC:
-        ours, ref = solve_on_pool(pool, method, seed=0), pairdesign.solve(inst, method=method, seed=0)
+    for method in DETERMINISTIC:  # solve() takes a block pool: the out-of-core path
+        ours, ref = pairdesign.solve(inst, method, seed=0, pool=pool), pairdesign.solve(inst, method=method, seed=0)
         assert sorted(ours.pairs) == sorted(ref.pairs), method
         assert abs(ours.objective - ref.objective) <= 1e-9
     for method in ("random", "ultrafeedback"):  # drawn block by block: feasible, reproducible
