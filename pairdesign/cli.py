@@ -142,8 +142,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 def _solve_on_dask(args: argparse.Namespace, out: Path) -> int:
     """Solve a .zarr store on Dask: a store whose instance fits in memory runs every method
-    unchanged on the seam's Dask pool (--scheduler given); a larger one runs relax, round or
-    greedy out of core (pairdesign.outofcore)."""
+    unchanged on the seam's Dask pool (--scheduler given); a larger one runs relax, round,
+    greedy or a baseline out of core (pairdesign.outofcore)."""
     from .store import InstanceStore, is_store, open_store
 
     if not is_store(args.instance):
