@@ -78,6 +78,19 @@ def test_the_pool_refuses_what_its_oracle_cannot_do():
         solve_on_pool(MemoryPool(replace(inst, min_pairs_per_prompt=1)), "round")  # 120 prompts, 14 labels
 
 
+def test_the_seams_dask_pool_takes_what_out_of_core_refuses(tmp_path):
+    """DaskCandidatePool keeps the oracle in memory: only its quadratic forms run on Dask, so
+    per-completion caps and groups are the in-memory methods' business there."""
+    inst = replace(_instance("plain"), max_pairs_per_completion=2)
+    save_store(inst, tmp_path / "c.zarr", block_rows=70)
+    store = open_store(tmp_path / "c.zarr")
+    with pytest.raises(OptionError, match="per-completion caps"):
+        DaskPool(store)
+    with DaskCandidatePool(store, store.to_instance()) as pool:  # Dask's local threaded scheduler
+        ours = pairdesign.solve(pool.instance, method="max-distance", pool=pool)
+    assert ours.pairs == pairdesign.solve(inst, method="max-distance").pairs
+
+
 DETERMINISTIC = ["first-k", "best-vs-worst", "max-margin", "min-margin", "max-distance", "greedy"]
 
 
