@@ -360,12 +360,15 @@ def cmd_export_tasks(args: argparse.Namespace) -> int:
         store, instance = instance, design_view(instance, args.source)
     _needs_texts(instance, args.instance_file)
     design = load_design(args.source, instance)
-    if store is not None and str(design.metadata.get("criterion", "D")).upper() == "L":
-        from .blockpool import covariance_block
+    if store is not None:
         from .information import Criterion
 
-        H = sum(covariance_block(store, b) for b in range(store.n_blocks)) / store.n_prompts
-        criterion = Criterion.make("L", instance, H=H)  # the whole pool's uniform policy
+        name = str(design.metadata.get("criterion", "D"))
+        if Criterion.named(name).needs_H:  # H of the whole pool's uniform policy, block by block
+            from .blockpool import covariance_block
+
+            H = sum(covariance_block(store, b) for b in range(store.n_blocks)) / store.n_prompts
+            criterion = Criterion.make(name, instance, H=H)
     with _all_or_none(out, setup_path(out, args.to)):
         summary = write_tasks(instance, design, args.to, out, seed=args.seed, criterion=criterion,
                               progress=_progress(args))
