@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InfeasibleError, InstanceError
+from .errors import InstanceError
 
 FORMAT = "pairdesign.instance/1"
 WEIGHT_SETTINGS = ("uniform", "scores", "predictive", "expected")
@@ -303,36 +303,6 @@ class Instance:
     def completion_cap(self) -> float:
         """r, the cap on labels touching one completion (``inf`` where uncapped)."""
         return math.inf if self.max_pairs_per_completion is None else float(self.max_pairs_per_completion)
-
-    def check_fixed_feasible(self, budget: float | None = None) -> None:
-        """Raise :class:`InfeasibleError` if the pairs fixed in alone break a constraint."""
-        cand = self.candidates
-        budget = self.budget if budget is None else budget
-        fixed = cand.lower > 0
-        if not fixed.any():
-            return
-        spent = float(cand.cost[fixed].sum())
-        if spent > budget + 1e-9:
-            raise InfeasibleError(f"the pairs fixed in cost {spent:g}, more than the budget {budget:g}")
-        per_prompt = np.bincount(cand.prompt[fixed], minlength=self.n_prompts)
-        over = np.flatnonzero(per_prompt > self.prompt_caps())
-        if over.size:
-            raise InfeasibleError(
-                f"prompt '{self.prompt_ids[over[0]]}' has {per_prompt[over[0]]} pairs fixed in, "
-                f"more than its cap {self.prompt_caps()[over[0]]:g}")
-        touches = np.bincount(np.concatenate([cand.j[fixed], cand.k[fixed]]),
-                              minlength=self.n_completions)
-        over = np.flatnonzero(touches > self.completion_cap())
-        if over.size:
-            raise InfeasibleError(
-                f"completion {self.row_name(int(over[0]))} is in {touches[over[0]]} pairs fixed in, "
-                f"more than max_pairs_per_completion = {self.max_pairs_per_completion}")
-        for g in self.groups:
-            in_group = np.isin(cand.prompt[fixed], g.prompts)
-            used = float(cand.cost[fixed][in_group].sum())
-            if used > g.budget + 1e-9:
-                raise InfeasibleError(f"the pairs fixed in cost {used:g} in group '{g.name}', "
-                                      f"more than its budget {g.budget:g}")
 
 
 def _all_pairs(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

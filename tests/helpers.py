@@ -138,8 +138,10 @@ def check_feasible(instance: Instance, n: np.ndarray, budget: float) -> None:
 def has_feasible_design(inst: Instance) -> bool:
     """Whether the instance's fixed pairs and bounds leave a feasible design (random instances
     sometimes do not; the property tests skip those)."""
+    from pairdesign.polytope import linear_constraints
+
     try:
-        inst.check_fixed_feasible()
+        linear_constraints(inst).check_feasible_start()
     except InfeasibleError:
         return False
     return True

@@ -164,7 +164,7 @@ class Context:
 
     def builder(self) -> DesignBuilder:
         """A fresh feasible design (the pairs fixed in), registered as the incumbent."""
-        design = DesignBuilder(self.instance, self.budget)
+        design = DesignBuilder(self.polytope)
         self.incumbent = design
         return design
 

@@ -64,7 +64,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
 
     def round_design(x: np.ndarray) -> None:
         nonlocal best, best_value
-        builder = DesignBuilder(inst, ctx.budget)
+        builder = DesignBuilder(ctx.polytope)
         builder.fill(np.argsort(-x, kind="stable"))
         n = builder.counts.astype(np.float64)
         value = crit.value(information_matrix(inst, n, ctx.pool))
@@ -151,7 +151,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
                 for q in orbit.tolist():
                     child[q] = (lo[q], cut)
             clo, chi = _box(lc, child)
-            if np.any(lc.A @ clo > lc.b + 1e-9):
+            if lc.first_broken_row(clo) is not None:
                 continue  # no design in this box
             target = allowed_gap(crit, best_value, inst.dim, opts.tol)
             try:
