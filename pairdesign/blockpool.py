@@ -69,13 +69,14 @@ class PoolSpec:
 
 def pool_spec(*, n_completions: int, dim: int, meta: dict[str, Any], own_caps: bool,
               pairs: np.ndarray | None, fixed_in: np.ndarray | None, fixed_out: np.ndarray | None,
-              labeled: np.ndarray | None, groups: bool) -> PoolSpec:
+              labeled: np.ndarray | None, groups: bool, prompt_minimums: bool = False) -> PoolSpec:
     """The spec of a pool, refusing what the pool cannot do (with a clear message)."""
     if pairs is not None:
         raise OptionError("the candidate pool takes every pair within each prompt; this instance "
                           "lists explicit pairs (solve it in memory)")
-    if meta.get("min_pairs_per_prompt"):
-        raise OptionError("the candidate pool does not support coverage minimums (min_pairs_per_prompt): "
+    if meta.get("min_pairs_per_prompt") or prompt_minimums:
+        raise OptionError("the candidate pool does not support coverage minimums (min_pairs_per_prompt, "
+                          "prompts[].min_pairs): "
                           "the vertex is then an LP over all pairs (solve the instance in memory)")
     if meta.get("max_pairs_per_completion") is not None or groups:
         raise OptionError("the candidate pool supports the budget, per-prompt caps, labels per pair, "
@@ -475,7 +476,8 @@ class MemoryPool:
         self.spec = pool_spec(n_completions=instance.n_completions, dim=instance.dim, meta=self.meta,
                               own_caps=instance.prompt_max_pairs is not None, pairs=instance.pairs,
                               fixed_in=instance.fixed_in, fixed_out=instance.fixed_out,
-                              labeled=instance.labeled, groups=bool(instance.groups))
+                              labeled=instance.labeled, groups=bool(instance.groups),
+                              prompt_minimums=instance.prompt_min_pairs is not None)
         self.n_prompts = instance.n_prompts
         self.n_blocks = self.source.n_blocks
         self.name = instance.name

@@ -75,7 +75,8 @@ class DaskPool:
         self.spec = pool_spec(n_completions=store.n_completions, dim=store.dim, meta=self.meta,
                               own_caps="prompt_max_pairs" in store.array_names, pairs=small["pairs"],
                               fixed_in=small["fixed_in"], fixed_out=small["fixed_out"],
-                              labeled=small["labeled"], groups=small["group_names"] is not None)
+                              labeled=small["labeled"], groups=small["group_names"] is not None,
+                              prompt_minimums="prompt_min_pairs" in store.array_names)
         empty = np.zeros((0, 2), dtype=np.int64)
         self.fixed_in = empty if small["fixed_in"] is None else small["fixed_in"].astype(np.int64)
         self.labeled = empty if small["labeled"] is None else small["labeled"].astype(np.int64)
