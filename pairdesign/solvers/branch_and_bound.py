@@ -92,6 +92,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     counter = itertools.count()
     root = relax(lc.lower, lc.upper, None, None, tol=min(opts.tol, 1e-6))  # as tight as OA's first bound
     root_bound = root.bound
+    ctx.known.offer_bound(max(root_bound, best_value))  # the root's box is the whole polytope
     heap: list = [(-root_bound, next(counter), {}, root, orbital.active)]
     pruned_max = -math.inf  # the largest bound of a node closed without an integer proof
     nodes, termination = 0, TerminationCondition.iteration_limit

@@ -183,7 +183,7 @@ class _HighsMaster:
         sol.col_value = list(np.r_[start, start_value])
         h.setSolution(sol)
         self._found = []
-        h.run()
+        highs_backend.run_interruptible(h)  # Ctrl-C: HiGHS stops, then KeyboardInterrupt here
         info = h.getInfo()
         self.nodes += int(info.mip_node_count)
         bound = -info.mip_dual_bound if abs(info.mip_dual_bound) < self.inf else None
