@@ -67,7 +67,8 @@ def outer_approximation(ctx: Context) -> Outcome:
 
     master = (_HighsMaster(inst, crit, lc, ctx.pool) if opts.solver == "highs"
               else _PyomoMaster(inst, crit, ctx.budget, opts.solver.partition(":")[2] or "appsi_highs"))
-    if getattr(opts, 'symmetry', True) and isinstance(master, _HighsMaster):
+    # symmetry detection is an aid: skipped once the deadline has passed (it has no limit of its own)
+    if getattr(opts, 'symmetry', True) and isinstance(master, _HighsMaster) and not ctx.out_of_time():
         with clock("symmetry"):
             leaders = leader_inequalities(detect_symmetry(inst, crit))
         if leaders:
