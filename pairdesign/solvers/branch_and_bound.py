@@ -32,7 +32,7 @@ import numpy as np
 from ..polytope import DesignBuilder
 from ..errors import InfeasibleError
 from ..information import information_matrix
-from .base import Context, FixedIncumbent, Outcome, Timings
+from .base import Context, FixedIncumbent, Outcome, Timings, gap_closed, loop_stop
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .greedy import greedy_design
 from .node_bounds import PairSpaceRelaxation
@@ -104,11 +104,9 @@ def branch_and_bound(ctx: Context) -> Outcome:
         ctx.progress(lambda: f"exact (branch and bound): {nodes} nodes, {len(heap)} open, incumbent "
                      f"{best_value:.10g}, bound {bound:.10g}, gap {bound - best_value:.3g} "
                      f"(target {target:.3g})")
-        if bound - best_value <= target:
-            termination = TerminationCondition.converged
-            break
-        if ctx.out_of_time():
-            termination = TerminationCondition.time_limit
+        stop = loop_stop(ctx, best_value, bound, opts.tol)
+        if stop is not None:
+            termination = stop
             break
         if nodes >= max_nodes:
             break
@@ -169,7 +167,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     bound = min(bound, root_bound)
     if not heap and termination is TerminationCondition.iteration_limit:
         termination = TerminationCondition.converged
-    proven = bound - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
+    proven = gap_closed(ctx, best_value, bound, opts.tol)
     ctx.say(f"exact (branch and bound): {termination.value}: incumbent {best_value:.10g}, "
             f"bound {bound:.10g}, {nodes} nodes, {len(heap)} open")
     ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} {clock.summary()}")

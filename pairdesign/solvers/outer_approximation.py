@@ -32,7 +32,7 @@ from ..backends import pyomo as pyomo_backend
 from ..errors import InfeasibleError, SolverError
 from .greedy import greedy_design
 from ..information import gains, information_matrix
-from .base import Context, FixedIncumbent, Outcome, Timings
+from .base import Context, FixedIncumbent, Outcome, Timings, gap_closed, loop_stop
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .result import SolutionStatus, TerminationCondition
 from .symmetry import detect_symmetry, leader_inequalities
@@ -84,11 +84,9 @@ def outer_approximation(ctx: Context) -> Outcome:
         ctx.say(f"exact: iteration {iteration}, incumbent {best_value:.10g}, bound {upper:.10g}, "
                 f"gap {upper - best_value:.3g} (target {target:.3g}), {cuts} cuts, "
                 f"{master.nodes} nodes")
-        if upper - best_value <= target:
-            termination = TerminationCondition.converged
-            break
-        if ctx.out_of_time():
-            termination = TerminationCondition.time_limit
+        stop = loop_stop(ctx, best_value, upper, opts.tol)
+        if stop is not None:
+            termination = stop
             break
         time_left = ctx.deadline.solver_seconds()
         with clock("master"):
@@ -108,13 +106,13 @@ def outer_approximation(ctx: Context) -> Outcome:
         if state == "time_limit":
             termination = TerminationCondition.time_limit
             break
-        if not new and upper - best_value > allowed_gap(crit, best_value, inst.dim, opts.tol):
+        if not new and not gap_closed(ctx, best_value, upper, opts.tol):
             ctx.say("exact: the master returned only points already cut (its numerical "
                     "tolerances): stopping")
             break
     ctx.say(f"exact: {termination.value}: incumbent {best_value:.10g}, bound {upper:.10g}, {cuts} cuts")
     ctx.say(f"exact: stats: cuts={cuts} nodes={master.nodes} {clock.summary()}")
-    proven = upper - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
+    proven = gap_closed(ctx, best_value, upper, opts.tol)
     return Outcome(best.astype(np.int64), termination,
                    SolutionStatus.optimal if proven else SolutionStatus.feasible,
                    bound=upper, solver=master.solver)
