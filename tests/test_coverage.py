@@ -66,7 +66,7 @@ def test_every_method_meets_the_minimums_and_exact_matches_brute_force(seed, cri
     check_every_method(inst, criterion)
 
 
-@pytest.mark.parametrize("seed", [0, 10, 16, 17, 31, 33])
+@pytest.mark.parametrize("seed", [0, 10, 17, 33])
 def test_per_prompt_minimums_every_method_and_brute_force(seed):
     """prompts[].min_pairs overriding min_pairs_per_prompt: every method meets each prompt's own
     minimum, exact matches brute force (seeds chosen so that each instance has overrides, and
