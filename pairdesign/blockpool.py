@@ -95,7 +95,7 @@ def pool_spec(*, n_completions: int, dim: int, meta: dict[str, Any], own_caps: b
     elif own_minimums:
         raise OptionError("the candidate pool supports one coverage minimum for every prompt "
                           "(min_pairs_per_prompt), not minimums of each prompt's own "
-                          "(solve the instance in memory)")
+                          "(prompts[].min_pairs; solve the instance in memory)")
     N = int(n_completions)
 
     def keys(table: np.ndarray | None) -> np.ndarray:
@@ -700,8 +700,7 @@ class MemoryPool:
                               own_caps=instance.prompt_max_pairs is not None, pairs=instance.pairs,
                               fixed_in=instance.fixed_in, fixed_out=instance.fixed_out,
                               labeled=instance.labeled, groups=bool(instance.groups),
-                              own_minimums=bool(np.any(instance.prompt_minimums()
-                                                       != float(instance.min_pairs_per_prompt or 0))))
+                              own_minimums=instance.prompt_min_pairs is not None)
         self.n_prompts = instance.n_prompts
         self.n_blocks = self.source.n_blocks
         self.name = instance.name

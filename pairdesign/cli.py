@@ -137,6 +137,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
     result.save(out)
     print(result.summary())
     print(f"wrote {out}")
+    from .solvers.result import TerminationCondition
+
+    if result.termination is TerminationCondition.interrupted:  # Ctrl-C: the design is kept, and
+        print("pairdesign: interrupted (the best design held was written)", file=sys.stderr)
+        return 130  # the exit status says so, as for any interrupted command
     return 0
 
 

@@ -77,8 +77,7 @@ class DaskPool:
                               own_caps="prompt_max_pairs" in store.array_names, pairs=small["pairs"],
                               fixed_in=small["fixed_in"], fixed_out=small["fixed_out"],
                               labeled=small["labeled"], groups=small["group_names"] is not None,
-                              own_minimums=any("min_pairs" in name and not name.startswith("group")
-                                               for name in store.array_names),
+                              own_minimums="prompt_min_pairs" in store.array_names,
                               forms_only=forms_only)
         empty = np.zeros((0, 2), dtype=np.int64)
         self.fixed_in = empty if small["fixed_in"] is None else small["fixed_in"].astype(np.int64)

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InfeasibleError, InstanceError
+from .errors import InstanceError
 
 FORMAT = "pairdesign.instance/1"
 WEIGHT_SETTINGS = ("uniform", "scores", "predictive", "expected")
@@ -141,6 +141,9 @@ class Instance:
     """One record per set of labels read in: design id, labels, ties, source."""
     min_pairs_per_prompt: int | None = None
     """l: every prompt gets at least l labels (``sum_{p in prompt i} n_p >= l``; coverage)."""
+    prompt_min_pairs: np.ndarray | None = None
+    """l_i of a prompt overriding ``min_pairs_per_prompt`` for that prompt (``prompts[i].min_pairs``;
+    NaN where the prompt has none of its own), shape (prompts,)."""
     posterior_mean: np.ndarray | None = None
     """theta_hat of the latest Bradley-Terry fit, shape (d,) (set by ``next-round``)."""
     posterior_covariance: np.ndarray | None = None
@@ -297,42 +300,17 @@ class Instance:
         return caps
 
     def prompt_minimums(self) -> np.ndarray:
-        """l_i for every prompt: the labels it must get at least (0 where none)."""
-        return np.full(self.n_prompts, float(self.min_pairs_per_prompt or 0))
+        """l_i for every prompt: the labels it must get at least (0 where none): the prompt's own
+        ``min_pairs`` where it has one, else ``min_pairs_per_prompt``."""
+        minimums = np.full(self.n_prompts, float(self.min_pairs_per_prompt or 0))
+        if self.prompt_min_pairs is not None:
+            own = ~np.isnan(self.prompt_min_pairs)
+            minimums[own] = self.prompt_min_pairs[own]
+        return minimums
 
     def completion_cap(self) -> float:
         """r, the cap on labels touching one completion (``inf`` where uncapped)."""
         return math.inf if self.max_pairs_per_completion is None else float(self.max_pairs_per_completion)
-
-    def check_fixed_feasible(self, budget: float | None = None) -> None:
-        """Raise :class:`InfeasibleError` if the pairs fixed in alone break a constraint."""
-        cand = self.candidates
-        budget = self.budget if budget is None else budget
-        fixed = cand.lower > 0
-        if not fixed.any():
-            return
-        spent = float(cand.cost[fixed].sum())
-        if spent > budget + 1e-9:
-            raise InfeasibleError(f"the pairs fixed in cost {spent:g}, more than the budget {budget:g}")
-        per_prompt = np.bincount(cand.prompt[fixed], minlength=self.n_prompts)
-        over = np.flatnonzero(per_prompt > self.prompt_caps())
-        if over.size:
-            raise InfeasibleError(
-                f"prompt '{self.prompt_ids[over[0]]}' has {per_prompt[over[0]]} pairs fixed in, "
-                f"more than its cap {self.prompt_caps()[over[0]]:g}")
-        touches = np.bincount(np.concatenate([cand.j[fixed], cand.k[fixed]]),
-                              minlength=self.n_completions)
-        over = np.flatnonzero(touches > self.completion_cap())
-        if over.size:
-            raise InfeasibleError(
-                f"completion {self.row_name(int(over[0]))} is in {touches[over[0]]} pairs fixed in, "
-                f"more than max_pairs_per_completion = {self.max_pairs_per_completion}")
-        for g in self.groups:
-            in_group = np.isin(cand.prompt[fixed], g.prompts)
-            used = float(cand.cost[fixed][in_group].sum())
-            if used > g.budget + 1e-9:
-                raise InfeasibleError(f"the pairs fixed in cost {used:g} in group '{g.name}', "
-                                      f"more than its budget {g.budget:g}")
 
 
 def _all_pairs(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -609,9 +587,34 @@ def _validate(inst: Instance) -> None:
         min_pairs = _check_int_or_none(group.min_pairs, f"groups[{g_index}].min_pairs", 0) or 0
         groups.append(Group(str(group.name), prompts, budget, min_pairs))
     put("min_pairs_per_prompt", _check_int_or_none(inst.min_pairs_per_prompt, "min_pairs_per_prompt", 0))
+    own_min = None
+    if inst.prompt_min_pairs is not None:
+        own_min = np.asarray(inst.prompt_min_pairs, dtype=np.float64)
+        if own_min.shape != (n,):
+            raise InstanceError(f"must have one entry per prompt ({n})", field="prompt_min_pairs")
+        bad = np.isinf(own_min) | (own_min < 0) | (np.isfinite(own_min) & (own_min != np.round(own_min)))
+        if bad.any():
+            raise InstanceError("must be an integer >= 0 or null", field=f"prompts[{_first_row(bad)}].min_pairs")
+        own_min = None if np.isnan(own_min).all() else own_min
+        put("prompt_min_pairs", own_min)
+    if own_min is not None:  # a prompt's own minimum: at most its cap and what its pairs can take
+        caps = inst.prompt_caps()
+        if inst.pairs is None:
+            pairs_of = sizes * (sizes - 1) // 2
+        else:
+            pairs_of = np.bincount(prompt_of_row[inst.pairs[:, 0]], minlength=n)
+        most = np.minimum(caps, pairs_of * float(inst.max_labels_per_pair))
+        over = np.flatnonzero(~np.isnan(own_min) & (own_min > most))
+        if over.size:
+            i = int(over[0])
+            why = (f"the cap {caps[i]:g}" if caps[i] <= pairs_of[i] * inst.max_labels_per_pair
+                   else f"{int(pairs_of[i])} candidate pairs x {inst.max_labels_per_pair} labels")
+            raise InstanceError(f"is {int(own_min[i])}, more than prompt {_shown(str(prompt_ids[i]))} can get "
+                                f"({why})", field=f"prompts[{i}].min_pairs")
     if inst.min_pairs_per_prompt:
         caps = inst.prompt_caps()
-        short = np.flatnonzero(caps < inst.min_pairs_per_prompt)
+        uses_global = np.ones(n, dtype=bool) if own_min is None else np.isnan(own_min)
+        short = np.flatnonzero((caps < inst.min_pairs_per_prompt) & uses_global)
         if short.size:
             i = int(short[0])
             raise InstanceError(f"is {inst.min_pairs_per_prompt}, more than the cap {caps[i]:g} of "

@@ -38,20 +38,17 @@ class LinearOracle:
         cand = instance.candidates
         self.cost = cand.cost
         self.prompt = cand.prompt
-        has_caps = np.isfinite(instance.prompt_caps()).any()
-        general = (np.isfinite(instance.completion_cap()) or bool(instance.groups)
-                   or constraints.has_row_lower)  # coverage minimums: the LP
-        if not has_caps and not general:
+        kinds = constraints.kinds()  # the row families present decide the oracle
+        if kinds <= {"budget"}:
             self.kind = "knapsack"
-        elif has_caps and not general and cand.unit_cost:
+        elif kinds <= {"budget", "prompt"} and not constraints.has_row_lower and cand.unit_cost:
             self.kind = "laminar"
         else:
-            self.kind = "lp"
+            self.kind = "lp"  # anything else (coverage minimums among them): the LP
         self.lower, self.upper = constraints.lower, constraints.upper
+        constraints.check_feasible_start()
         budget = float(constraints.b[0])
         self.budget_left = budget - float(self.cost @ self.lower)
-        if self.budget_left < -1e-9:
-            raise InfeasibleError("the pairs fixed in cost more than the budget")
         if self.kind == "laminar":
             caps = instance.prompt_caps()
             used = np.bincount(self.prompt, self.lower, minlength=instance.n_prompts)

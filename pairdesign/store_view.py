@@ -87,6 +87,9 @@ def view_instance(store: InstanceStore, prompts: np.ndarray) -> Instance:
                     values = store.small(extra)
                     if values is not None:
                         data[extra] = values[keep]
+    own_minimums = store.small("prompt_min_pairs")
+    if own_minimums is not None:
+        data["prompt_min_pairs"] = own_minimums[prompts]
     for name in ("posterior_mean", "posterior_covariance"):
         value = store.small(name)
         if value is not None:

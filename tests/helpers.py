@@ -125,9 +125,11 @@ def check_feasible(instance: Instance, n: np.ndarray, budget: float) -> None:
         sel = np.isin(cand.prompt, g.prompts)
         assert float(cand.cost[sel] @ n[sel]) <= g.budget + 1e-9
         assert n[sel].sum() >= g.min_pairs - 1e-9  # coverage minimum of the group
-    if instance.min_pairs_per_prompt:
-        for i in range(instance.n_prompts):
-            assert n[cand.prompt == i].sum() >= instance.min_pairs_per_prompt - 1e-9
+    for i in range(instance.n_prompts):  # coverage: the prompt's own min_pairs, else the global one
+        least = instance.min_pairs_per_prompt or 0
+        if instance.prompt_min_pairs is not None and not np.isnan(instance.prompt_min_pairs[i]):
+            least = instance.prompt_min_pairs[i]
+        assert n[cand.prompt == i].sum() >= least - 1e-9
     # fixed-out and labeled pairs are never candidates
     keys = {tuple(sorted(p)) for p in zip(cand.j.tolist(), cand.k.tolist())}
     for table in (instance.fixed_out, instance.labeled):
@@ -138,8 +140,10 @@ def check_feasible(instance: Instance, n: np.ndarray, budget: float) -> None:
 def has_feasible_design(inst: Instance) -> bool:
     """Whether the instance's fixed pairs and bounds leave a feasible design (random instances
     sometimes do not; the property tests skip those)."""
+    from pairdesign.polytope import linear_constraints
+
     try:
-        inst.check_fixed_feasible()
+        linear_constraints(inst).check_feasible_start()
     except InfeasibleError:
         return False
     return True

@@ -72,6 +72,8 @@ def test_the_pool_refuses_what_its_oracle_cannot_do():
         MemoryPool(replace(inst, max_pairs_per_completion=2))
     with pytest.raises(OptionError, match="explicit pairs"):
         MemoryPool(replace(inst, pairs=np.array([[0, 1], [5, 6]])))
+    with pytest.raises(OptionError, match="prompts\\[\\].min_pairs"):
+        MemoryPool(replace(inst, prompt_min_pairs=np.r_[1.0, np.full(119, np.nan)]))
     with pytest.raises(OptionError, match="groups"):
         MemoryPool(replace(inst, groups=(pairdesign.instance.Group("g", np.arange(3), 5.0),)))
     with pytest.raises(InfeasibleError, match="coverage minimums"):

@@ -56,6 +56,18 @@ def test_a_passed_deadline_still_returns_a_feasible_design(method):
         assert result.bound >= result.objective - 1e-9
 
 
+def test_outer_approximation_after_the_deadline_skips_its_symmetry_search():
+    """The OA master's symmetry search has no limit of its own (about 1 s on 90,000 pairs, d = 32,
+    which broke --time-limit 2): once the deadline has passed it is not started."""
+    inst = small(prompts=30, k=6, d=5, budget=20)
+    result = solve(inst, "exact", options={"algorithm": "oa"}, deadline=Deadline(time.monotonic() - 1.0))
+    check_feasible(inst, result.counts, inst.budget)
+    stats = [line for line in result.log if "exact: stats:" in line]
+    assert stats and "symmetry=" not in stats[0]
+    within = solve(inst, "exact", options={"algorithm": "oa", "max_iterations": 1})  # in time: searched
+    assert "symmetry=" in [line for line in within.log if "exact: stats:" in line][0]
+
+
 def test_exact_greedy_start_honours_the_deadline():
     inst = small(prompts=60, k=6, d=6, budget=30)
     result = solve(inst, "exact", deadline=Deadline(time.monotonic() - 1.0))
@@ -202,3 +214,17 @@ def test_no_optimal_claim_below_float_noise(criterion):
         _check_accuracy(ctx, outcome, 1e-6)
         assert outcome.status is expected
         assert any("condition number" in line for line in ctx.log) == (expected is SolutionStatus.feasible)
+
+
+@pytest.mark.parametrize("method", ["exact", "relax"])
+def test_solve_withdraws_optimal_below_float_noise_end_to_end(method):
+    """Through the front door: one prompt of 3 completions in d = 4 at ridge 1e-12 (M nearly
+    singular, A's value about -2e12): the method converges, yet solve says feasible, naming
+    the condition number; at ridge 1 the same run is optimal."""
+    features = np.random.default_rng(0).normal(size=(3, 4))
+    for ridge, expected in ((1e-12, SolutionStatus.feasible), (1.0, SolutionStatus.optimal)):
+        inst = pairdesign.Instance.from_arrays(features, [0, 0, 0], budget=2, ridge=ridge)
+        result = solve(inst, method, "A")
+        assert result.termination is TerminationCondition.converged
+        assert result.status is expected
+        assert any("condition number" in line for line in result.log) == (ridge < 1)

@@ -166,13 +166,14 @@ def _compressed_and_corrupted(world, folder):
     return bytes(raw)
 
 
-def _member_not_an_array(world, folder):
-    data = _arrays(world)
+def _zip_of_members(world, replaced: dict[str, bytes]) -> bytes:
+    """The archive of the good instance's arrays, one ``.npy`` member each, with the members
+    named in ``replaced`` holding the given bytes instead."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
-        for key, value in data.items():
-            if key == "score":
-                z.writestr("score.npy", b"just some bytes, not an array")
+        for key, value in _arrays(world).items():
+            if key in replaced:
+                z.writestr(f"{key}.npy", replaced[key])
             else:
                 member = io.BytesIO()
                 np.save(member, value)
@@ -180,22 +181,17 @@ def _member_not_an_array(world, folder):
     return buffer.getvalue()
 
 
+def _member_not_an_array(world, folder):
+    return _zip_of_members(world, {"score": b"just some bytes, not an array"})
+
+
 def _header_claims(shape: tuple[int, ...]):
     """features.npy whose header claims ``shape`` (8 TiB for 2^40 float64) over a few bytes."""
     def make(world, folder):
-        data = _arrays(world)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as z:
-            for key, value in data.items():
-                member = io.BytesIO()
-                if key == "features":
-                    np.lib.format.write_array_header_1_0(
-                        member, {"descr": "<f8", "fortran_order": False, "shape": shape})
-                    member.write(b"\0" * 64)
-                else:
-                    np.save(member, value)
-                z.writestr(f"{key}.npy", member.getvalue())
-        return buffer.getvalue()
+        member = io.BytesIO()
+        np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        member.write(b"\0" * 64)
+        return _zip_of_members(world, {"features": member.getvalue()})
     return make
 
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from helpers import random_instance
 from pairdesign import InfeasibleError, Instance, InstanceError, load_instance, save_instance
 from pairdesign.instance import instances_equal
+from pairdesign.polytope import linear_constraints
 
 EXAMPLES = Path(__file__).parent.parent / "instances"
 
@@ -181,9 +182,10 @@ def test_from_arrays_validation():
 
 def test_fixed_pairs_beyond_the_budget_are_infeasible():
     inst = Instance.from_arrays(np.eye(3), [0, 0, 0], budget=1, fixed_in=[[0, 1], [1, 2]])
-    with pytest.raises(InfeasibleError, match="cost 2, more than the budget 1"):
-        inst.check_fixed_feasible()
+    with pytest.raises(InfeasibleError, match="the budget is 1; the pairs fixed in cost 2"):
+        linear_constraints(inst).check_feasible_start()
     capped = Instance.from_arrays(np.eye(3), [0, 0, 0], budget=5, fixed_in=[[0, 1], [1, 2]],
                                   max_pairs_per_completion=1)
-    with pytest.raises(InfeasibleError, match=r"prompts\[0\].completions\[1\] is in 2 pairs fixed in"):
-        capped.check_fixed_feasible()
+    with pytest.raises(InfeasibleError, match=r"the cap of completion prompts\[0\].completions\[1\] is 1; "
+                                              r"the pairs fixed in use 2"):
+        linear_constraints(capped).check_feasible_start()

@@ -119,7 +119,7 @@ def test_relaxation_bounds_the_integer_designs():
 
 def test_infeasible_constraints_get_a_clear_error():
     inst = pairdesign.Instance.from_arrays(np.eye(3), [0, 0, 0], budget=1, fixed_in=[[0, 1], [1, 2]])
-    with pytest.raises(InfeasibleError, match="the pairs fixed in cost 2, more than the budget 1"):
+    with pytest.raises(InfeasibleError, match="the budget is 1; the pairs fixed in cost 2"):
         solve(inst, "relax")
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import pairdesign
 from helpers import check_feasible, has_feasible_design, random_instance
 from pairdesign import Criterion, DesignError, OptionError, SolutionStatus, objective, solve
-from pairdesign.polytope import DesignBuilder, violations
+from pairdesign.polytope import DesignBuilder, linear_constraints, violations
 from pairdesign.solvers.base import Context
 from pairdesign.solvers.frank_wolfe import solve_relaxation
 from pairdesign.solvers.rounding import efficient_counts, pipage_counts
@@ -180,7 +180,7 @@ def test_local_search_never_makes_a_design_worse(seed, criterion):
 
     crit = Criterion.make(criterion, inst)
     rng = np.random.default_rng(seed)
-    design = DesignBuilder(inst, inst.budget)
+    design = DesignBuilder(linear_constraints(inst))
     for p in rng.permutation(len(inst.candidates)).tolist():
         if design.fits(p) and rng.random() < 0.6:
             design.add(p)

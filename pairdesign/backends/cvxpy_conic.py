@@ -63,20 +63,31 @@ def check_available(name: str, what: str = "cvxpy solver") -> str:
     return name
 
 
-def refuse_time_limit(name: str, entries: int, rate: float, time_limit: float) -> str | None:
-    """Why a time limit cannot be honoured for a model of ``entries`` (None: it can)."""
+def refuse_build(name: str, build: float, time_limit: float, *, kind: str, model: str,
+                 instead: str) -> str | None:
+    """Why a time limit cannot be honoured (None: it can), for cvxpy solver ``name`` (a ``kind``)
+    and a ``model`` whose uninterruptible build takes about ``build`` seconds: the solver takes no
+    limit through cvxpy, or the build alone would break the tolerance of a limit (10% + 1 s).
+    Shared by the relaxation (here) and the MISOCP (:mod:`.cvxpy_mip`)."""
     name = name.upper()
     if name not in TIME_LIMIT_OPTION:
-        return f"cvxpy solver {name} takes no time limit through cvxpy"
-    build = entries * rate
+        return f"{kind} {name} takes no time limit through cvxpy"
     if build > 0.1 * time_limit + 1.0:
-        return (f"cvxpy's model build ({entries:,} entries, about {build:.0f} s here) cannot be "
-                f"interrupted; run without a time limit, or use the native solver")
+        return (f"cvxpy's {model}, about {build:,.0f} s here) cannot be interrupted; run without a "
+                f"time limit, or use {instead}")
     return None
 
 
-def solve(problem, name: str, seconds: float | None) -> str:
-    """Solve a cvxpy problem; returns our status name. A broken solver raises SolverError."""
+def refuse_time_limit(name: str, entries: int, rate: float, time_limit: float) -> str | None:
+    """Why a time limit cannot be honoured for a model of ``entries`` (None: it can)."""
+    return refuse_build(name, entries * rate, time_limit, kind="cvxpy solver",
+                        model=f"model build ({entries:,} entries", instead="the native solver")
+
+
+def solve(problem, name: str, seconds: float | None, what: str = "") -> str:
+    """Solve a cvxpy problem with solver ``name`` within ``seconds`` (None: no limit); returns our
+    status name through :data:`STATUS_MAP`. A broken solver raises SolverError (naming ``what``
+    was being solved). The one place where pairdesign calls cvxpy's ``solve``."""
     import cvxpy as cp
 
     kwargs = {} if seconds is None else TIME_LIMIT_OPTION[name](float(seconds))
@@ -85,7 +96,7 @@ def solve(problem, name: str, seconds: float | None) -> str:
             warnings.simplefilter("ignore")
             problem.solve(solver=name, **kwargs)
     except cp.error.SolverError as exc:
-        raise SolverError(f"cvxpy solver {name} failed: {exc}") from None
+        raise SolverError(f"cvxpy solver {name} failed{' on ' + what if what else ''}: {exc}") from None
     return STATUS_MAP.get(str(problem.status), ERROR)
 
 

@@ -10,14 +10,13 @@ about ``BUILD_SECONDS_PER_ENTRY`` per entry of its P x d variables).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import SolverError
 from . import ERROR, INFEASIBLE, OPTIMAL, TIME_LIMIT
-from .cvxpy_conic import STATUS_MAP, TIME_LIMIT_OPTION, check_available
+from .cvxpy_conic import check_available, refuse_build, solve
 
 BUILD_SECONDS_PER_ENTRY = 4e-5  # cvxpy's build of the MISOCP, per entry of its P x d variables
 # cvxpy's SCIP interface adds each cone to the SCIP model in time linear in the model's size, so
@@ -39,15 +38,10 @@ def build_seconds(name: str, pairs: int, dim: int) -> float:
 
 def refuse(name: str, pairs: int, dim: int, time_limit: float) -> str | None:
     """Why a time limit cannot be honoured (None: it can)."""
-    name = name.upper()
-    if name not in TIME_LIMIT_OPTION:
-        return f"mixed-integer conic solver {name} takes no time limit through cvxpy"
-    build = build_seconds(name, pairs, dim)
-    if build > 0.1 * time_limit + 1.0:
-        return (f"cvxpy's build of the MISOCP for {name} ({pairs:,} pairs x d = {dim}: about "
-                f"{build:,.0f} s here) cannot be interrupted; run without a time limit, or use "
-                f"'exact'")
-    return None
+    return refuse_build(name, build_seconds(name, pairs, dim), time_limit,
+                        kind="mixed-integer conic solver",
+                        model=f"build of the MISOCP for {name.upper()} ({pairs:,} pairs x d = {dim}",
+                        instead="'exact'")
 
 
 @dataclass
@@ -63,26 +57,20 @@ class MisocpRun:
 
 def solve_misocp(instance, budget: float, name: str, seconds: float | None, polytope=None) -> MisocpRun:
     """Solve the MISOCP (maximise (det M)^(1/d)); see the module docstring."""
-    import cvxpy as cp
-
     from ..formulations.misocp import misocp_problem
 
     name = check_available(name, "mixed-integer conic solver")
     problem, n = misocp_problem(instance, budget, polytope=polytope)
     if seconds is not None:  # the solver's clock starts after cvxpy's build
         seconds = max(seconds - build_seconds(name, len(instance.candidates), instance.dim), 1e-3)
-    kwargs = {} if seconds is None else TIME_LIMIT_OPTION[name](float(seconds))
     try:
-        with warnings.catch_warnings():  # cvxpy warns of inaccurate solutions: our status says it
-            warnings.simplefilter("ignore")
-            problem.solve(solver=name, **kwargs)
-    except cp.error.SolverError as exc:
+        state = solve(problem, name, seconds, what="the MISOCP")
+    except SolverError:
         # cvxpy calls a time limit without any solution a solver error
         if seconds is not None:
             return MisocpRun(None, TIME_LIMIT, "no solution within the time limit", None)
-        raise SolverError(f"{name} failed on the MISOCP: {exc}") from None
+        raise
     raw = str(problem.status)
-    state = STATUS_MAP.get(raw, ERROR)
     extra = problem.solver_stats.extra_stats if problem.solver_stats is not None else None
     model = extra.get("model") if isinstance(extra, dict) else None
     if model is not None and hasattr(model, "getStatus"):

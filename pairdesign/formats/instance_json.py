@@ -28,7 +28,7 @@ _TOP_FIELDS = {
     "max_pairs_per_completion", "max_labels_per_pair", "pairs", "fixed_in", "fixed_out",
     "labeled", "groups", "projection", "rounds", "min_pairs_per_prompt", "posterior",
 }
-_PROMPT_FIELDS = {"id", "completions", "max_pairs", "text"}
+_PROMPT_FIELDS = {"id", "completions", "max_pairs", "min_pairs", "text"}
 _COMPLETION_FIELDS = {"id", "features", "score", "text"}
 
 
@@ -68,6 +68,7 @@ def _instance_from_json(doc: Any) -> Instance:
     scores: list[float] = []
     sizes: list[int] = []
     own_caps: list[float] = []
+    own_mins: list[float] = []  # prompts[].min_pairs (NaN: the global min_pairs_per_prompt)
     local: list[dict[str, int]] = []
     d: int | None = None
     texts: dict[str, list[Any]] = {"prompt": [], "completion": []}
@@ -91,6 +92,10 @@ def _instance_from_json(doc: Any) -> Instance:
         _expect(cap is None or (isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0),
                 f"must be an integer >= 0 or null, got {cap!r}", f"{where}.max_pairs")
         own_caps.append(math.inf if cap is None else float(cap))
+        own_min = prompt.get("min_pairs")
+        _expect(own_min is None or (isinstance(own_min, int) and not isinstance(own_min, bool) and own_min >= 0),
+                f"must be an integer >= 0 or null, got {own_min!r}", f"{where}.min_pairs")
+        own_mins.append(math.nan if own_min is None else float(own_min))
         comps = prompt.get("completions")
         _expect(isinstance(comps, list) and len(comps) > 0, "must be a non-empty list", f"{where}.completions")
         ids: dict[str, int] = {}
@@ -213,6 +218,7 @@ def _instance_from_json(doc: Any) -> Instance:
         scores=None if np.isnan(score_arr).all() else score_arr,
         budget=doc["budget"],
         prompt_max_pairs=np.asarray(own_caps),
+        prompt_min_pairs=np.asarray(own_mins),
         pairs=pairs,
         pair_costs=costs,
         fixed_in=fixed_in if fixed_in is not None else np.zeros((0, 2), dtype=np.int64),
@@ -256,6 +262,8 @@ def _instance_to_json(inst: Instance) -> dict[str, Any]:
         prompt["completions"] = comps
         if inst.prompt_max_pairs is not None and math.isfinite(inst.prompt_max_pairs[i]):
             prompt["max_pairs"] = int(inst.prompt_max_pairs[i])
+        if inst.prompt_min_pairs is not None and not math.isnan(inst.prompt_min_pairs[i]):
+            prompt["min_pairs"] = int(inst.prompt_min_pairs[i])
         prompts.append(prompt)
 
     def table(arr: np.ndarray, values: np.ndarray | None = None) -> list[list[Any]]:

@@ -26,7 +26,7 @@ from ..instance import FORMAT, Group, Instance
 from .instance_json import _expect
 
 _NPZ_ARRAYS = {"format", "meta", "prompt_ids", "prompt_index", "completion_ids", "features", "score",
-               "prompt_max_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
+               "prompt_max_pairs", "prompt_min_pairs", "pairs", "pair_costs", "fixed_in", "fixed_out", "labeled",
                "labeled_counts", "group_names", "group_budgets", "group_prompts", "group_offsets", "group_min_pairs",
                "labeled_wins", "prompt_text_bytes", "prompt_text_offsets", "completion_text_bytes",
                "completion_text_offsets", "posterior_mean", "posterior_covariance"}
@@ -76,6 +76,8 @@ def _instance_to_npz(inst: Instance) -> dict[str, np.ndarray]:
         arrays["score"] = inst.scores
     if inst.prompt_max_pairs is not None:
         arrays["prompt_max_pairs"] = inst.prompt_max_pairs
+    if inst.prompt_min_pairs is not None:
+        arrays["prompt_min_pairs"] = inst.prompt_min_pairs
     if inst.pairs is not None:
         arrays["pairs"] = inst.pairs
         if inst.pair_costs is not None:
@@ -117,6 +119,7 @@ _RULES: dict[str, tuple[str, int, str]] = {
     "features": (_NUMBERS, 2, "a (completions, d) matrix of real numbers"),
     "score": (_NUMBERS, 1, "a list of numbers"),
     "prompt_max_pairs": (_NUMBERS, 1, "a list of numbers"),
+    "prompt_min_pairs": (_NUMBERS, 1, "a list of numbers (NaN: the global minimum)"),
     "pairs": (_NUMBERS, 2, "a (pairs, 2) table of completion rows"),
     "pair_costs": (_NUMBERS, 1, "a list of numbers"),
     "fixed_in": (_NUMBERS, 2, "a (pairs, 2) table of completion rows"),
@@ -160,7 +163,7 @@ def _check_arrays(members: dict[str, object]) -> dict[str, np.ndarray]:
         _expect(value.dtype.kind in kinds and value.dtype.names is None,
                 f"must be {what}, got dtype {value.dtype}", key)
         _expect(value.ndim == ndim, f"must be {what} ({ndim}-d), got shape {value.shape}", key)
-        if value.dtype.kind == "f" and key in ("prompt_max_pairs", "labeled_counts", "labeled_wins",
+        if value.dtype.kind == "f" and key in ("prompt_max_pairs", "prompt_min_pairs", "labeled_counts", "labeled_wins",
                                                "score"):
             continue  # NaN means "none" here; the instance checks the rest
         if value.dtype.kind == "f":
@@ -191,7 +194,7 @@ def _check_arrays(members: dict[str, object]) -> dict[str, np.ndarray]:
         if empty.size:
             raise InstanceError("has no completion rows in prompt_index",
                                 field=f"prompts[{int(empty[0])}]")
-    for key, length in (("score", N), ("prompt_max_pairs", n)):
+    for key, length in (("score", N), ("prompt_max_pairs", n), ("prompt_min_pairs", n)):
         if key in arrays:
             _expect(arrays[key].shape == (length,), f"must have {length} entries, got "
                     f"{arrays[key].shape[0]}", key)
@@ -271,6 +274,7 @@ def _instance_from_npz(data: dict[str, object]) -> Instance:
         features=arrays["features"],
         scores=arrays.get("score"),
         prompt_max_pairs=arrays.get("prompt_max_pairs"),
+        prompt_min_pairs=arrays.get("prompt_min_pairs"),
         pairs=arrays.get("pairs"),
         pair_costs=arrays.get("pair_costs"),
         fixed_in=arrays.get("fixed_in", empty),

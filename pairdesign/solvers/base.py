@@ -164,7 +164,7 @@ class Context:
 
     def builder(self) -> DesignBuilder:
         """A fresh feasible design (the pairs fixed in), registered as the incumbent."""
-        design = DesignBuilder(self.instance, self.budget)
+        design = DesignBuilder(self.polytope)
         self.incumbent = design
         return design
 
@@ -289,15 +289,32 @@ class FixedIncumbent:
         self.counts = counts.astype(np.int64)
 
 
+def gap_closed(ctx: Context, value: float, bound: float, tol: float) -> bool:
+    """Whether ``bound - value`` is within the criterion's allowed gap at ``tol``
+    (:func:`~pairdesign.solvers.frank_wolfe.allowed_gap`): the one test of "proven optimal"."""
+    from .frank_wolfe import allowed_gap
+
+    return bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, tol)
+
+
+def loop_stop(ctx: Context, value: float, bound: float, tol: float) -> TerminationCondition | None:
+    """The stopping test of the exact algorithms' loops (outer approximation, branch and bound),
+    in one place: ``converged`` when the gap is closed (:func:`gap_closed`), ``time_limit`` when
+    the deadline has passed, None to go on."""
+    if gap_closed(ctx, value, bound, tol):
+        return TerminationCondition.converged
+    if ctx.out_of_time():
+        return TerminationCondition.time_limit
+    return None
+
+
 def finish_with_bound(ctx: Context, design: DesignBuilder, relaxed: Any, tol: float, stopped: bool,
             solver: str, method: str) -> Outcome:
     """The Outcome of a design with the relaxation's certified bound: ``optimal`` when the gap
-    is within ``tol`` (:func:`allowed_gap`)."""
-    from .frank_wolfe import allowed_gap
-
+    is within ``tol`` (:func:`gap_closed`)."""
     value = ctx.criterion.value(information_matrix(ctx.instance, design.counts, ctx.pool))
     bound = max(relaxed.bound, value)  # U >= f always; max guards the last digit
-    proven = bound - value <= allowed_gap(ctx.criterion, value, ctx.instance.dim, tol)
+    proven = gap_closed(ctx, value, bound, tol)
     termination = (TerminationCondition.converged if proven
                    else TerminationCondition.time_limit if stopped else TerminationCondition.completed)
     ctx.say(f"{method}: f = {value:.10g}, "

@@ -32,7 +32,7 @@ import numpy as np
 from ..polytope import DesignBuilder
 from ..errors import InfeasibleError
 from ..information import information_matrix
-from .base import Context, FixedIncumbent, Outcome, Timings
+from .base import Context, FixedIncumbent, Outcome, Timings, gap_closed, loop_stop
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .greedy import greedy_design
 from .node_bounds import PairSpaceRelaxation
@@ -64,7 +64,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
 
     def round_design(x: np.ndarray) -> None:
         nonlocal best, best_value
-        builder = DesignBuilder(inst, ctx.budget)
+        builder = DesignBuilder(ctx.polytope)
         builder.fill(np.argsort(-x, kind="stable"))
         n = builder.counts.astype(np.float64)
         value = crit.value(information_matrix(inst, n, ctx.pool))
@@ -92,6 +92,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     counter = itertools.count()
     root = relax(lc.lower, lc.upper, None, None, tol=min(opts.tol, 1e-6))  # as tight as OA's first bound
     root_bound = root.bound
+    ctx.known.offer_bound(max(root_bound, best_value))  # the root's box is the whole polytope
     heap: list = [(-root_bound, next(counter), {}, root, orbital.active)]
     pruned_max = -math.inf  # the largest bound of a node closed without an integer proof
     nodes, termination = 0, TerminationCondition.iteration_limit
@@ -103,11 +104,9 @@ def branch_and_bound(ctx: Context) -> Outcome:
         ctx.progress(lambda: f"exact (branch and bound): {nodes} nodes, {len(heap)} open, incumbent "
                      f"{best_value:.10g}, bound {bound:.10g}, gap {bound - best_value:.3g} "
                      f"(target {target:.3g})")
-        if bound - best_value <= target:
-            termination = TerminationCondition.converged
-            break
-        if ctx.out_of_time():
-            termination = TerminationCondition.time_limit
+        stop = loop_stop(ctx, best_value, bound, opts.tol)
+        if stop is not None:
+            termination = stop
             break
         if nodes >= max_nodes:
             break
@@ -151,7 +150,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
                 for q in orbit.tolist():
                     child[q] = (lo[q], cut)
             clo, chi = _box(lc, child)
-            if np.any(lc.A @ clo > lc.b + 1e-9):
+            if lc.first_broken_row(clo) is not None:
                 continue  # no design in this box
             target = allowed_gap(crit, best_value, inst.dim, opts.tol)
             try:
@@ -168,7 +167,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
     bound = min(bound, root_bound)
     if not heap and termination is TerminationCondition.iteration_limit:
         termination = TerminationCondition.converged
-    proven = bound - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
+    proven = gap_closed(ctx, best_value, bound, opts.tol)
     ctx.say(f"exact (branch and bound): {termination.value}: incumbent {best_value:.10g}, "
             f"bound {bound:.10g}, {nodes} nodes, {len(heap)} open")
     ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} {clock.summary()}")

@@ -400,7 +400,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
     if ctx.problem.root and lc is ctx.polytope:
         def rounded_iterate() -> np.ndarray:
             """After an interrupt: the current iterate rounded (largest weights first)."""
-            design = DesignBuilder(inst, ctx.budget)
+            design = DesignBuilder(lc)
             design.fill(np.argsort(-x, kind="stable"))
             return design.counts
 

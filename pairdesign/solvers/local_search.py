@@ -268,7 +268,7 @@ class LocalSearch:
             raise DesignError("a fractional design cannot start a local search; round it first "
                               "(method round)", source=opts.start)
         try:
-            return DesignBuilder.from_counts(ctx.instance, ctx.budget, loaded.counts)
+            return DesignBuilder.from_counts(ctx.polytope, loaded.counts)
         except ValueError as exc:
             raise DesignError(f"the design does not fit this instance and budget ({exc})",
                               source=opts.start) from None

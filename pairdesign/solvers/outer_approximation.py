@@ -32,7 +32,7 @@ from ..backends import pyomo as pyomo_backend
 from ..errors import InfeasibleError, SolverError
 from .greedy import greedy_design
 from ..information import gains, information_matrix
-from .base import Context, FixedIncumbent, Outcome, Timings
+from .base import Context, FixedIncumbent, Outcome, Timings, gap_closed, loop_stop
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .result import SolutionStatus, TerminationCondition
 from .symmetry import detect_symmetry, leader_inequalities
@@ -67,7 +67,8 @@ def outer_approximation(ctx: Context) -> Outcome:
 
     master = (_HighsMaster(inst, crit, lc, ctx.pool) if opts.solver == "highs"
               else _PyomoMaster(inst, crit, ctx.budget, opts.solver.partition(":")[2] or "appsi_highs"))
-    if getattr(opts, 'symmetry', True) and isinstance(master, _HighsMaster):
+    # symmetry detection is an aid: skipped once the deadline has passed (it has no limit of its own)
+    if getattr(opts, 'symmetry', True) and isinstance(master, _HighsMaster) and not ctx.out_of_time():
         with clock("symmetry"):
             leaders = leader_inequalities(detect_symmetry(inst, crit))
         if leaders:
@@ -83,11 +84,9 @@ def outer_approximation(ctx: Context) -> Outcome:
         ctx.say(f"exact: iteration {iteration}, incumbent {best_value:.10g}, bound {upper:.10g}, "
                 f"gap {upper - best_value:.3g} (target {target:.3g}), {cuts} cuts, "
                 f"{master.nodes} nodes")
-        if upper - best_value <= target:
-            termination = TerminationCondition.converged
-            break
-        if ctx.out_of_time():
-            termination = TerminationCondition.time_limit
+        stop = loop_stop(ctx, best_value, upper, opts.tol)
+        if stop is not None:
+            termination = stop
             break
         time_left = ctx.deadline.solver_seconds()
         with clock("master"):
@@ -107,13 +106,13 @@ def outer_approximation(ctx: Context) -> Outcome:
         if state == "time_limit":
             termination = TerminationCondition.time_limit
             break
-        if not new and upper - best_value > allowed_gap(crit, best_value, inst.dim, opts.tol):
+        if not new and not gap_closed(ctx, best_value, upper, opts.tol):
             ctx.say("exact: the master returned only points already cut (its numerical "
                     "tolerances): stopping")
             break
     ctx.say(f"exact: {termination.value}: incumbent {best_value:.10g}, bound {upper:.10g}, {cuts} cuts")
     ctx.say(f"exact: stats: cuts={cuts} nodes={master.nodes} {clock.summary()}")
-    proven = upper - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
+    proven = gap_closed(ctx, best_value, upper, opts.tol)
     return Outcome(best.astype(np.int64), termination,
                    SolutionStatus.optimal if proven else SolutionStatus.feasible,
                    bound=upper, solver=master.solver)
@@ -183,7 +182,7 @@ class _HighsMaster:
         sol.col_value = list(np.r_[start, start_value])
         h.setSolution(sol)
         self._found = []
-        h.run()
+        highs_backend.run_interruptible(h)  # Ctrl-C: HiGHS stops, then KeyboardInterrupt here
         info = h.getInfo()
         self.nodes += int(info.mip_node_count)
         bound = -info.mip_dual_bound if abs(info.mip_dual_bound) < self.inf else None

@@ -36,7 +36,7 @@ SCHEMES = ("largest", "pipage", "efficient")
 def place(ctx: Context, order: np.ndarray, reps: np.ndarray, *, complete: bool = True) -> DesignBuilder:
     """Add ``reps[i]`` labels of candidate ``order[i]`` in turn wherever they fit, then complete
     the budget greedily. Returns the (feasible) design."""
-    design = DesignBuilder(ctx.instance, ctx.budget)
+    design = DesignBuilder(ctx.polytope)
     if design.short():  # coverage minimums first, in the order given, then the rest of it
         rest = np.setdiff1d(np.arange(ctx.pool.size), order)
         full_order = np.r_[np.asarray(order, dtype=np.int64), rest]
