@@ -233,5 +233,5 @@ def test_the_candidate_pool_refuses_per_prompt_minimums():
     from pairdesign.blockpool import MemoryPool
     from pairdesign.errors import OptionError
 
-    with pytest.raises(OptionError, match=r"coverage minimums \(min_pairs_per_prompt, prompts\[\].min_pairs\)"):
+    with pytest.raises(OptionError, match=r"not minimums of each prompt's own \(prompts\[\]\.min_pairs"):
         MemoryPool(own_minimums_instance(prompt_min_pairs=[np.nan, 1, np.nan, np.nan]))
