@@ -35,12 +35,13 @@ from ..information import information_matrix
 from .base import Context, FixedIncumbent, Outcome, Timings
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .greedy import greedy_design
-from .node_bounds import PairSpaceRelaxation
+from .node_bounds import PairSpaceRelaxation, SmallBoxSearch
 from .result import SolutionStatus, TerminationCondition
 from .symmetry import OrbitalBranching
 
 _INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
 NODE_TOL = 1e-4  # node relaxations: a looser bound only prunes later; it is valid all the same
+SMALL_BOX_WORK = 400  # a box is searched exactly when its search has at most this many states
 _SILENT = logging.getLogger("pairdesign.solvers.branch_and_bound.node")
 _SILENT.addHandler(logging.NullHandler())
 _SILENT.propagate = False
@@ -73,6 +74,9 @@ def branch_and_bound(ctx: Context) -> Outcome:
             ctx.incumbent = FixedIncumbent(best)
 
     pair_space = PairSpaceRelaxation(inst, crit, lc)
+    small = SmallBoxSearch(pair_space)
+    use_small = small.applies and getattr(opts, "small_boxes", True)
+    small_boxes = quick_prunes = 0
 
     def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
               tol: float = NODE_TOL):
@@ -154,11 +158,34 @@ def branch_and_bound(ctx: Context) -> Outcome:
             if np.any(lc.A @ clo > lc.b + 1e-9):
                 continue  # no design in this box
             target = allowed_gap(crit, best_value, inst.dim, opts.tol)
+            if use_small and small.work(clo, chi) <= SMALL_BOX_WORK:
+                with clock("small_boxes"):
+                    try:
+                        found = small.solve(clo, chi, best_value + target)
+                    except FloatingPointError:  # M(lo) singular: the relaxation copes
+                        found = None
+                if found is not None:
+                    small_boxes += 1
+                    if found.design is not None:
+                        value = crit.value(information_matrix(inst, found.design, ctx.pool))
+                        if value > best_value and not lc.violations(found.design):
+                            best, best_value = found.design, value
+                            ctx.incumbent = FixedIncumbent(best)
+                    pruned_max = max(pruned_max, min(node_bound, found.ceiling))
+                    continue
+            quick = math.inf
+            if use_small:
+                with clock("quick_bounds"):
+                    quick = small.quick_bound(clo, chi)
+                if quick <= best_value + target:
+                    quick_prunes += 1
+                    pruned_max = max(pruned_max, min(node_bound, quick))
+                    continue
             try:
                 r = relax(clo, chi, np.clip(x, clo, chi), stop_below=best_value + target)
             except InfeasibleError:
                 continue
-            child_bound = min(node_bound, r.bound)
+            child_bound = min(node_bound, r.bound, quick)
             if child_bound <= best_value + target:
                 pruned_max = max(pruned_max, child_bound)
                 continue
@@ -171,7 +198,8 @@ def branch_and_bound(ctx: Context) -> Outcome:
     proven = bound - best_value <= allowed_gap(crit, best_value, inst.dim, opts.tol)
     ctx.say(f"exact (branch and bound): {termination.value}: incumbent {best_value:.10g}, "
             f"bound {bound:.10g}, {nodes} nodes, {len(heap)} open")
-    ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} {clock.summary()}")
+    ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} "
+            f"small_boxes={small_boxes} quick_prunes={quick_prunes} {clock.summary()}")
     return Outcome(best.astype(np.int64), termination,
                    SolutionStatus.optimal if proven else SolutionStatus.feasible,
                    bound=bound, solver="branch-and-bound")
