@@ -174,7 +174,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
                     pruned_max = max(pruned_max, min(node_bound, found.ceiling))
                     continue
             quick = math.inf
-            if use_small:
+            if use_small and small.labels_left(clo, chi)[0] <= inst.dim:  # else too loose to prune
                 with clock("quick_bounds"):
                     quick = small.quick_bound(clo, chi)
                 if quick <= best_value + target:
