@@ -211,7 +211,7 @@ class SmallBoxSearch:
     The result is a proof about the whole box: its ``ceiling`` is the largest of the leaf values
     and of the bounds of the states cut off, plus a rounding margin (100 eps cond(M) with the
     condition number bounded from M(lo)'s eigenvalues and the largest label), so a node closed by
-    it needs no relaxation and no branching. docs/design.md section 9.
+    it needs no relaxation and no branching. docs/design.md section 12.7.
     """
 
     def __init__(self, relaxation: PairSpaceRelaxation):
