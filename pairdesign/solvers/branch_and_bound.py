@@ -16,6 +16,12 @@ children are ``n_p >= c + 1`` and ``n_q <= c`` for every q in O, which loses no 
 symmetry of the same value. Node relaxations of D on a budget-and-bounds polytope are solved in
 pair space (:mod:`pairdesign.solvers.node_bounds`: the same certificates for a third of the time).
 
+With ``small_boxes`` (the default; D, budget and bounds, unit costs) a child box with few labels
+left is searched exactly instead (:class:`SmallBoxSearch`: at most ``SMALL_BOX_WORK`` states) and
+closed, its maximum counted like a pruned node's bound; where at most d labels are left, Hadamard's
+bound ``log det M(lo) + sum of the r largest log(1 + w_p z_p^T M(lo)^-1 z_p)`` is tried before the
+relaxation (:func:`top_gains_bound`; docs/design.md section 12.7).
+
 The global upper bound is the largest bound among the open nodes and the nodes pruned so far;
 ``optimal`` only when it is within the tolerance of the incumbent.
 """
@@ -159,7 +165,7 @@ def branch_and_bound(ctx: Context) -> Outcome:
                 continue  # no design in this box
             target = allowed_gap(crit, best_value, inst.dim, opts.tol)
             if use_small and small.work(clo, chi) <= SMALL_BOX_WORK:
-                with clock("small_boxes"):
+                with clock("small_box_search"):
                     try:
                         found = small.solve(clo, chi, best_value + target)
                     except FloatingPointError:  # M(lo) singular: the relaxation copes
