@@ -146,6 +146,113 @@ def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper
     return np.clip(y - nu * cost, lower, upper)
 
 
+def laminar_top(g: np.ndarray, lower: np.ndarray, upper: np.ndarray, spend: float,
+                group: np.ndarray, room: np.ndarray) -> tuple[float, float]:
+    """max g^T s over {1^T s <= spend, sum_{p in i} s_p <= room_i (every capped prompt i),
+    lower <= s <= upper} (unit costs: a polymatroid of a laminar family, where greedy by gain is
+    optimal, as in the linear oracle), and the gain of the last pair the budget takes (its price).
+    ``group`` is each pair's capped prompt (-1: none), ``room`` the cap of each."""
+    s = lower.copy()
+    avail = upper - lower
+    capped = group >= 0
+    used = np.bincount(group[capped], lower[capped], minlength=room.size)
+    left = np.maximum(room - used, 0.0)
+    useful = np.flatnonzero((g > 0) & (avail > 0))
+    amount = avail.copy()
+    cu = useful[capped[useful]]
+    if cu.size:  # within each prompt, in order of gain: what its cap leaves for each pair
+        by_group = cu[np.lexsort((-g[cu], group[cu]))]
+        keys, r = group[by_group], avail[by_group]
+        cum = np.cumsum(r)
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        first = np.repeat(starts, np.diff(np.r_[starts, keys.size]))
+        before = cum - r - (cum[first] - r[first])
+        amount[by_group] = np.clip(left[keys] - before, 0.0, r)
+    order = useful[np.argsort(-g[useful], kind="stable")]
+    take_max = amount[order]
+    before = np.cumsum(take_max) - take_max
+    take = np.clip(spend - float(lower.sum()) - before, 0.0, take_max)
+    s[order] += take
+    taken = order[take > 0]
+    price = float(g[taken[-1]]) if taken.size else 0.0
+    return float(g @ s), price
+
+
+def cap_thresholds(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, group: np.ndarray,
+                   room: np.ndarray) -> np.ndarray:
+    """For every capped prompt i, the t_i with sum_{p in i} clip(y_p - t_i, lower_p, upper_p) =
+    room_i, or -inf where the cap cannot bind (sum of the upper bounds within it). The sum is
+    piecewise linear and decreasing in t: a vectorised bisection, then the exact linear piece."""
+    t = np.full(room.size, -np.inf)
+    capped = np.flatnonzero(group >= 0)
+    top = np.bincount(group[capped], upper[capped], minlength=room.size)
+    binds = top > room + 1e-12 * np.maximum(1.0, np.abs(room))
+    sel = capped[binds[group[capped]]]
+    if sel.size == 0:
+        return t
+    gs, ys, ls, us = group[sel], y[sel], lower[sel], upper[sel]
+    lo = np.full(room.size, np.inf)
+    hi = np.full(room.size, -np.inf)
+    np.minimum.at(lo, gs, ys - us)
+    np.maximum.at(hi, gs, ys - ls)
+    lo, hi = np.where(binds, lo, 0.0), np.where(binds, hi, 0.0)  # caps that cannot bind: unused
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        over = np.bincount(gs, np.clip(ys - mid[gs], ls, us), minlength=room.size) > room
+        lo, hi = np.where(over & binds, mid, lo), np.where(over | ~binds, hi, mid)
+        if np.all((hi - lo)[binds] <= 1e-15 * np.maximum(1.0, np.maximum(np.abs(lo), np.abs(hi))[binds])):
+            break
+    mid = 0.5 * (lo + hi)
+    a = ys - mid[gs]
+    free = (a > ls) & (a < us)
+    fixed_sum = np.bincount(gs, np.where(free, 0.0, np.clip(a, ls, us)), minlength=room.size)
+    count = np.bincount(gs, free.astype(np.float64), minlength=room.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = (np.bincount(gs, np.where(free, ys, 0.0), minlength=room.size) + fixed_sum - room) / count
+    ok = binds & (count > 0) & (exact >= lo - 1e-12 * np.abs(lo)) & (exact <= hi + 1e-12 * np.abs(hi))
+    return np.where(ok, exact, np.where(binds, hi, -np.inf))
+
+
+def project_budget_caps(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, spend: float,
+                        group: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """The Euclidean projection of y onto {1^T n = spend, sum_{p in i} n_p <= room_i,
+    lower <= n <= upper} (unit costs, disjoint capped prompts i): by the KKT conditions
+    n_p = clip(y_p - nu - mu_i, lower_p, upper_p) with mu_i >= 0 zero unless prompt i is full,
+    i.e. n_p = clip(y_p - max(nu, t_i)) with t_i the prompt's own threshold (:func:`cap_thresholds`,
+    independent of nu), and nu solving the budget (bisection, then the exact linear piece)."""
+    t = cap_thresholds(y, lower, upper, group, room)
+    tp = np.where(group >= 0, t[np.maximum(group, 0)], -np.inf)
+
+    def point(nu: float) -> np.ndarray:
+        return np.clip(y - np.maximum(nu, tp), lower, upper)
+
+    def spent(nu: float) -> float:
+        return float(point(nu).sum())
+
+    lo, hi = -1.0, 1.0
+    while spent(lo) < spend and lo > -1e300:
+        lo *= 2.0
+    while spent(hi) > spend and hi < 1e300:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if spent(mid) > spend:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-15 * max(1.0, abs(lo), abs(hi)):
+            break
+    nu = 0.5 * (lo + hi)
+    a = y - nu
+    free = (tp < nu) & (a > lower) & (a < upper)
+    if free.any():  # exact on the piece: the budget-priced free pairs move with nu one for one
+        rest = float(point(nu)[~free].sum())
+        nu_exact = (float(y[free].sum()) + rest - spend) / float(free.sum())
+        if lo - 1e-12 * abs(lo) <= nu_exact <= hi + 1e-12 * abs(hi):
+            nu = nu_exact
+    return point(nu)
+
+
 def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray | None:
     """delta = argmax g^T delta - 1/2 delta^T B delta  s.t.  c^T delta = 0, with the scaling
     B = blockdiag(H + mu I, diag(tail) + mu I): the dense Hessian on the first pairs, its diagonal
@@ -176,11 +283,19 @@ def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarr
 def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: np.ndarray,
                           lower: np.ndarray, upper: np.ndarray, n: np.ndarray, M: np.ndarray,
                           tol: float, *, max_steps: int = 100, max_free: int = 1000,
-                          max_block: int = 3000,
+                          max_block: int = 3000, group: np.ndarray | None = None,
+                          cap_room: np.ndarray | None = None,
                           out_of_time: Callable[[], bool] = lambda: False) -> NewtonOutcome:
     """Projected Newton steps on the working set (rows ``Z``, weights ``w``, costs, bounds, current
     values ``n``; ``M`` the information matrix of the whole current design) until the restricted
-    gap is at most ``tol`` or no step improves f. Returns the new values and M."""
+    gap is at most ``tol`` or no step improves f. Returns the new values and M.
+
+    With prompt caps (unit costs): ``group`` gives each pair's capped prompt (-1: none) and
+    ``cap_room[i]`` what the working set's pairs of prompt i may hold together; the restricted gap
+    is then :func:`laminar_top`'s, the projection :func:`project_budget_caps`, and each full
+    prompt i gets its own price theta_i >= lambda (module docstring, "prompt caps")."""
+    if group is not None and not np.all(cost == 1.0):
+        raise ValueError("the working-set Newton phase takes prompt caps with unit costs only")
     n = np.array(n, dtype=np.float64)
     M = np.array(M, dtype=np.float64)
     spend = float(cost @ n)
@@ -194,7 +309,10 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
             break
         Y1, Y2 = criterion_forms(crit, Z, M)
         g = w * np.einsum("ij,ij->i", Y2, Y2)
-        top, price = knapsack_top(g, cost, lower, upper, spend)
+        if group is None:
+            top, price = knapsack_top(g, cost, lower, upper, spend)
+        else:
+            top, price = laminar_top(g, lower, upper, spend, group, cap_room)
         last_gap, rgap = rgap, top - float(g @ n)
         if rgap > 0.25 * last_gap and block_size < max_block:  # slow (the diagonal tail)
             block_size = min(2 * block_size, max_block)
@@ -204,8 +322,7 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         at_lower = n <= lower + _AT_BOUND * width
         at_upper = n >= upper - _AT_BOUND * width
         inside = ~(at_lower | at_upper)
-        lam = (float(np.sum(r[inside] * cost[inside] * n[inside]) / np.sum(cost[inside] * n[inside]))
-               if inside.any() and np.sum(cost[inside] * n[inside]) > 0 else price)
+        theta, lam = _prices(r, cost, n, lower, inside, price, group, cap_room)
         free = np.flatnonzero(inside)
         overflow = free[:0]
         if free.size > block_size:  # the pairs of largest n c in the block, the rest in the tail
@@ -216,7 +333,7 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         # the Hessian's diagonal (module docstring, step 3)
         room = min(block_size - free.size, max(64, free.size // 2)) // 2
         block, tail = [free], [overflow]
-        for want in (np.where(at_lower, r - lam, 0.0), np.where(at_upper, lam - r, 0.0)):
+        for want in (np.where(at_lower, r - theta, 0.0), np.where(at_upper, theta - r, 0.0)):
             movers = np.flatnonzero(want > 0)
             if movers.size > room:
                 order = np.argpartition(-want[movers], room)
@@ -233,11 +350,15 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         H = criterion_hessian(crit, w[N], Y1[N], Y2[N])
         hD = criterion_hessian_diagonal(crit, w[D], Y1[D], Y2[D])
         cF, gF, nF, lF, uF = cost[F], g[F], n[F], lower[F], upper[F]
+        thF = theta[F]
+        # a full prompt's own price: its pairs move against theta_i, the budget's multiplier
+        # (found by the direction) against lambda
+        gF_dir = gF - (thF - lam) * cF if group is not None else gF
         at_lower_F, at_upper_F = at_lower[F], at_upper[F]
 
         def direction(keep: np.ndarray) -> np.ndarray | None:
             kN = keep[:N.size]
-            step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF[keep], cF[keep])
+            step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF_dir[keep], cF[keep])
             if step is None:
                 return None
             full = np.zeros(F.size)
@@ -263,8 +384,8 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
                 break
             outward = keep & ((at_lower_F & (delta < 0)) | (at_upper_F & (delta > 0)))
             near = keep & ~at_lower_F & ~at_upper_F & (
-                ((delta < 0) & (nF - lF < np.minimum(-1e-3 * delta, eps)) & (r[F] < lam))
-                | ((delta > 0) & (uF - nF < np.minimum(1e-3 * delta, eps)) & (r[F] > lam)))
+                ((delta < 0) & (nF - lF < np.minimum(-1e-3 * delta, eps)) & (r[F] < thF))
+                | ((delta > 0) & (uF - nF < np.minimum(1e-3 * delta, eps)) & (r[F] > thF)))
             if not (outward.any() or near.any()):
                 break
             keep &= ~(outward | near)
@@ -279,11 +400,24 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         # the budget on the pairs that move
         fixed = np.where(snap, np.where(snap_lower, lF, uF), nF)
         spend_keep = float(cF @ nF) - float(cF[~keep] @ fixed[~keep])
+        if group is not None:  # what the moving pairs of each capped prompt may hold together
+            gF_ = group[F]
+            others = np.ones(n.size, dtype=bool)
+            others[F] = False
+            others &= group >= 0
+            held = np.bincount(group[others], n[others], minlength=cap_room.size)
+            still = ~keep & (gF_ >= 0)
+            held += np.bincount(gF_[still], fixed[still], minlength=cap_room.size)
+            room_keep = np.maximum(cap_room - held, 0.0)
         t, accepted, rise = 1.0, False, 0.0
         for _ in range(40):
             trial = fixed.copy()
-            trial[keep] = project_budget_box(nF[keep] + t * delta[keep], cF[keep], lF[keep],
-                                             uF[keep], spend_keep)
+            if group is None:
+                trial[keep] = project_budget_box(nF[keep] + t * delta[keep], cF[keep], lF[keep],
+                                                 uF[keep], spend_keep)
+            else:
+                trial[keep] = project_budget_caps(nF[keep] + t * delta[keep], lF[keep], uF[keep],
+                                                  spend_keep, gF_[keep], room_keep)
             move = trial - nF
             rise = float(g[F] @ move)
             if rise <= 0:
@@ -310,10 +444,59 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
     return NewtonOutcome(n=n, M=M, steps=steps, restricted_gap=rgap)
 
 
+def _prices(r: np.ndarray, cost: np.ndarray, n: np.ndarray, lower: np.ndarray,
+            inside: np.ndarray, price: float, group: np.ndarray | None,
+            room: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """The multiplier estimates: lambda (the budget's), the mean ratio of the pairs strictly
+    inside their bounds weighted by c_p n_p (the knapsack's price if none), and per pair the price
+    it is weighed against, theta_p = lambda, or for a pair of a full capped prompt i
+    theta_i = max(lambda, the same mean over the prompt's pairs inside their bounds, or the
+    smallest ratio of its pairs holding labels if none is inside)."""
+    def mean_ratio(mask: np.ndarray) -> float | None:
+        weight = cost[mask] * n[mask]
+        total = float(weight.sum())
+        return float(r[mask] @ weight) / total if mask.any() and total > 0 else None
+
+    if group is None:
+        lam = mean_ratio(inside)
+        lam = price if lam is None else lam
+        return np.full(r.size, lam), lam
+    capped = group >= 0
+    sums = np.bincount(group[capped], n[capped], minlength=room.size)
+    full = sums >= room - 1e-9 * np.maximum(1.0, np.abs(room))
+    in_full = capped & full[np.maximum(group, 0)]
+    lam = mean_ratio(inside & ~in_full)
+    lam = price if lam is None else lam
+    theta = np.full(r.size, lam)
+    if in_full.any():
+        G = room.size
+        idx = np.flatnonzero(in_full)
+        gi = group[idx]
+        weight = np.where(inside[idx], cost[idx] * n[idx], 0.0)
+        wsum = np.bincount(gi, weight, minlength=G)
+        mean = np.bincount(gi, weight * r[idx], minlength=G) / np.where(wsum > 0, wsum, 1.0)
+        holders = idx[n[idx] > lower[idx]]
+        smallest = np.full(G, np.inf)
+        np.minimum.at(smallest, group[holders], r[holders])
+        own = np.where(wsum > 0, mean, smallest)
+        own = np.where(np.isfinite(own), own, lam)
+        theta[idx] = np.maximum(lam, own[gi])
+    return theta, lam
+
+
 def applies(kind: str | None, lc: "Polytope", x: np.ndarray | None) -> bool:
-    """The phase is for a budget row and bounds only (the knapsack oracle's polytope), with the
-    budget spent at ``x`` (if given): f grows with every n_p, so the optimum spends it all."""
-    if kind != "knapsack" or lc.n_rows != 1 or lc.has_row_lower:  # one row: the budget
+    """The phase is for a budget row and bounds (the knapsack oracle's polytope), or those with
+    unit costs and prompt caps (the laminar oracle's), with the budget spent at ``x`` (if given):
+    f grows with every n_p, so the optimum spends it all."""
+    if lc.has_row_lower:
+        return False
+    if kind == "knapsack":
+        if lc.n_rows != 1:  # one row: the budget
+            return False
+    elif kind == "laminar":  # the budget and one row per capped prompt, nothing else
+        if lc.n_rows != 1 + int(np.count_nonzero(lc.prompt_row >= 0)):
+            return False
+    else:
         return False
     budget = float(lc.b[0])
     return x is None or float((lc.A[0] @ x)[0]) >= budget - 1e-9 * max(1.0, abs(budget))
@@ -341,9 +524,19 @@ def improve_working_set(pool: "CandidatePool", crit: Criterion, lc: "Polytope", 
     outside ``work`` at its lower bound); returns the new design, the number of steps and the
     restricted gap last measured (:class:`NewtonOutcome`)."""
     cand = pool.pairs
+    group = room = None
+    if lc.n_rows > 1:  # prompt caps: each working-set pair's capped prompt, and what S may hold
+        rows = lc.prompt_row[cand.prompt[work]]
+        capped = rows >= 0
+        if capped.any():
+            present, local = np.unique(rows[capped], return_inverse=True)
+            group = np.full(work.size, -1)
+            group[capped] = local
+            outside = lc.A @ x - lc.A[:, work] @ x[work]  # what pairs outside S hold in each row
+            room = np.maximum(lc.b[present] - outside[present], 0.0)
     out = newton_on_working_set(crit, pool.features(work), cand.weight[work], cand.cost[work],
                                 lc.lower[work], lc.upper[work], x[work], M, tol,
-                                out_of_time=out_of_time)
+                                group=group, cap_room=room, out_of_time=out_of_time)
     x = x.copy()
     x[work] = out.n
     log.debug("working-set Newton: %d steps on %d pairs, restricted gap %.3g", out.steps, work.size,
