@@ -253,28 +253,84 @@ def project_budget_caps(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, spe
     return point(nu)
 
 
-def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray | None:
-    """delta = argmax g^T delta - 1/2 delta^T B delta  s.t.  c^T delta = 0, with the scaling
+def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarray,
+                     full: np.ndarray | None = None, pinned: np.ndarray | None = None,
+                     factors: dict | None = None) -> np.ndarray | None:
+    """delta = argmax g^T delta - 1/2 delta^T B delta  s.t.  C delta = 0, with the scaling
     B = blockdiag(H + mu I, diag(tail) + mu I): the dense Hessian on the first pairs, its diagonal
     on the others (a two-metric step: many pairs move at the cost of a small factorisation).
-    (B delta = g - nu c, nu = c^T B^-1 g / c^T B^-1 c.) H is PSD but singular beyond d(d+1)/2
-    pairs: mu starts at 1e-10 of the mean diagonal and grows until the factorisation holds and
-    delta is an ascent direction (g^T delta > 0)."""
-    k = H.shape[0]
-    scale = float(np.trace(H) + tail.sum()) / max(g.size, 1)
+    C holds the budget row c, the indicator of every full capped prompt (``full``: each pair's,
+    -1 none; prompt caps) and e_p for every ``pinned`` pair (delta_p = 0): by the KKT conditions
+
+        delta = B^-1 (g - C^T l),   (C B^-1 C^T) l = C B^-1 g,
+
+    where the block's part of B^-1 C^T is one factorisation solved for the columns that touch it
+    and the tail's a scaling (a pinned tail pair just drops out). H is PSD but singular beyond
+    d(d+1)/2 pairs: mu starts at 1e-10 of the mean diagonal and grows until the factorisation
+    holds and delta is an ascent direction (g^T delta > 0). ``factors`` caches the block's
+    factorisation per mu between calls on the same H (pinning pairs costs solves, not a
+    refactorisation)."""
+    k, m = H.shape[0], g.size
+    scale = float(np.trace(H) + tail.sum()) / max(m, 1)
     if not scale > 0:
         return None
-    for mu in scale * np.array([1e-10, 1e-8, 1e-6, 1e-4, 1e-2]):
-        a, b = np.empty(g.size), np.empty(g.size)
+    factors = {} if factors is None else factors
+    pinned = np.zeros(m, dtype=bool) if pinned is None else pinned
+    group = np.full(m, -1) if full is None else np.where(pinned, -1, full)
+    present, eq = np.unique(group, return_inverse=True)
+    eq = eq - (1 if present[0] < 0 else 0)  # -1 (no full prompt) first in np.unique's order
+    eq[group < 0] = -1
+    q = int(present.size - (1 if present[0] < 0 else 0))
+    eqN, eqT = eq[:k], eq[k:]
+    pinN = np.flatnonzero(pinned[:k])
+    cN, cT, gN, gT = c[:k], c[k:], g[:k], g[k:]
+    levels = [1e-10, 1e-8, 1e-6, 1e-4, 1e-2] if q == 0 else [1e-6, 1e-4, 1e-2]
+    for level, mu in enumerate(scale * np.array(levels)):
+        S = np.zeros((1 + q + pinN.size, 1 + q + pinN.size))
+        rhs = np.zeros(S.shape[0])
+        idx = np.zeros(0, dtype=np.int64)
         if k:
-            try:
-                chol = sla.cho_factor(H + mu * np.eye(k), lower=True, check_finite=False)
-            except np.linalg.LinAlgError:
+            if level not in factors:
+                try:
+                    factors[level] = sla.cho_factor(H + mu * np.eye(k), lower=True, check_finite=False)
+                except np.linalg.LinAlgError:
+                    factors[level] = None
+            chol = factors[level]
+            if chol is None:
                 continue
-            a[:k] = sla.cho_solve(chol, g[:k], check_finite=False)
-            b[:k] = sla.cho_solve(chol, c[:k], check_finite=False)
-        a[k:], b[k:] = g[k:] / (tail + mu), c[k:] / (tail + mu)
-        delta = a - (float(c @ a) / float(c @ b)) * b
+            cols = np.unique(eqN[eqN >= 0])
+            inN = np.flatnonzero(eqN >= 0)
+            CN = np.zeros((k, 1 + cols.size + pinN.size))
+            CN[:, 0] = np.where(pinned[:k], 0.0, cN)
+            CN[inN, 1 + np.searchsorted(cols, eqN[inN])] = 1.0
+            CN[pinN, 1 + cols.size + np.arange(pinN.size)] = 1.0
+            XN = sla.cho_solve(chol, CN, check_finite=False)
+            aN = sla.cho_solve(chol, gN, check_finite=False)
+            idx = np.r_[0, 1 + cols, 1 + q + np.arange(pinN.size)]
+            S[np.ix_(idx, idx)] += CN.T @ XN
+            rhs[idx] += CN.T @ aN
+        dinv = np.where(pinned[k:], 0.0, 1.0 / (tail + mu))
+        aT = gT * dinv
+        inT = eqT >= 0
+        S[0, 0] += float(cT * cT @ dinv)
+        if q:
+            cross = np.bincount(eqT[inT], (cT * dinv)[inT], minlength=q)
+            S[0, 1:1 + q] += cross
+            S[1:1 + q, 0] += cross
+            S[np.arange(1, 1 + q), np.arange(1, 1 + q)] += np.bincount(eqT[inT], dinv[inT], minlength=q)
+            rhs[1:1 + q] += np.bincount(eqT[inT], aT[inT], minlength=q)
+        rhs[0] += float(cT @ aT)
+        if S.shape[0] == 1:
+            lam = rhs / S[0, 0] if S[0, 0] > 0 else np.zeros(1)
+        else:  # c may lie in the indicators' span: a consistent singular system
+            lam = np.linalg.lstsq(S, rhs, rcond=None)[0]
+        delta = np.empty(m)
+        if k:
+            delta[:k] = aN - XN @ lam[idx]
+        prompt_price = np.zeros(m - k)
+        prompt_price[inT] = lam[1 + eqT[inT]]
+        delta[k:] = aT - dinv * (cT * lam[0] + prompt_price)
+        delta[pinned] = 0.0
         if np.all(np.isfinite(delta)) and float(g @ delta) > 0:
             return delta
     return None
@@ -322,7 +378,7 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         at_lower = n <= lower + _AT_BOUND * width
         at_upper = n >= upper - _AT_BOUND * width
         inside = ~(at_lower | at_upper)
-        theta, lam = _prices(r, cost, n, lower, inside, price, group, cap_room)
+        theta, lam, full_group = _prices(r, cost, n, lower, inside, price, group, cap_room)
         free = np.flatnonzero(inside)
         overflow = free[:0]
         if free.size > block_size:  # the pairs of largest n c in the block, the rest in the tail
@@ -351,19 +407,20 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         hD = criterion_hessian_diagonal(crit, w[D], Y1[D], Y2[D])
         cF, gF, nF, lF, uF = cost[F], g[F], n[F], lower[F], upper[F]
         thF = theta[F]
-        # a full prompt's own price: its pairs move against theta_i, the budget's multiplier
-        # (found by the direction) against lambda
-        gF_dir = gF - (thF - lam) * cF if group is not None else gF
+        fullF = None if full_group is None else full_group[F]  # full prompts keep their sums
         at_lower_F, at_upper_F = at_lower[F], at_upper[F]
 
         def direction(keep: np.ndarray) -> np.ndarray | None:
+            # the pairs left out are removed (a smaller factorisation), not pinned by equalities:
+            # with the block near singular (beyond d(d+1)/2 pairs) the equalities lose digits
             kN = keep[:N.size]
-            step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF_dir[keep], cF[keep])
+            step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF[keep], cF[keep],
+                                    None if fullF is None else fullF[keep])
             if step is None:
                 return None
-            full = np.zeros(F.size)
-            full[keep] = step
-            return full
+            out = np.zeros(F.size)
+            out[keep] = step
+            return out
 
         # pairs at a bound that the direction pushes outwards stay there (the active set), and
         # the epsilon-active pairs (Bertsekas): those the step would push through a bound they
@@ -405,7 +462,7 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
             others = np.ones(n.size, dtype=bool)
             others[F] = False
             others &= group >= 0
-            held = np.bincount(group[others], n[others], minlength=cap_room.size)
+            held = np.bincount(group[others], n[others], minlength=cap_room.size).astype(np.float64)
             still = ~keep & (gF_ >= 0)
             held += np.bincount(gF_[still], fixed[still], minlength=cap_room.size)
             room_keep = np.maximum(cap_room - held, 0.0)
@@ -446,12 +503,13 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
 
 def _prices(r: np.ndarray, cost: np.ndarray, n: np.ndarray, lower: np.ndarray,
             inside: np.ndarray, price: float, group: np.ndarray | None,
-            room: np.ndarray | None) -> tuple[np.ndarray, float]:
+            room: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray | None]:
     """The multiplier estimates: lambda (the budget's), the mean ratio of the pairs strictly
     inside their bounds weighted by c_p n_p (the knapsack's price if none), and per pair the price
     it is weighed against, theta_p = lambda, or for a pair of a full capped prompt i
-    theta_i = max(lambda, the same mean over the prompt's pairs inside their bounds, or the
-    smallest ratio of its pairs holding labels if none is inside)."""
+    theta_i = max(lambda, the same mean over the prompt's pairs inside their bounds, or if none is
+    inside, the midpoint between the smallest ratio of its pairs holding labels and the largest of
+    those at their lower bound when that one is larger, the smallest otherwise)."""
     def mean_ratio(mask: np.ndarray) -> float | None:
         weight = cost[mask] * n[mask]
         total = float(weight.sum())
@@ -460,7 +518,7 @@ def _prices(r: np.ndarray, cost: np.ndarray, n: np.ndarray, lower: np.ndarray,
     if group is None:
         lam = mean_ratio(inside)
         lam = price if lam is None else lam
-        return np.full(r.size, lam), lam
+        return np.full(r.size, lam), lam, None
     capped = group >= 0
     sums = np.bincount(group[capped], n[capped], minlength=room.size)
     full = sums >= room - 1e-9 * np.maximum(1.0, np.abs(room))
@@ -478,10 +536,20 @@ def _prices(r: np.ndarray, cost: np.ndarray, n: np.ndarray, lower: np.ndarray,
         holders = idx[n[idx] > lower[idx]]
         smallest = np.full(G, np.inf)
         np.minimum.at(smallest, group[holders], r[holders])
-        own = np.where(wsum > 0, mean, smallest)
+        waiting = idx[n[idx] <= lower[idx]]
+        largest = np.full(G, -np.inf)
+        np.maximum.at(largest, group[waiting], r[waiting])
+        # no pair inside its bounds: between the holder of smallest ratio and the waiting pair of
+        # largest, so that a swap within the prompt puts both in the free set
+        with np.errstate(invalid="ignore"):  # inf - inf where a prompt has no pair of a kind
+            between = np.where(largest > smallest, 0.5 * (largest + smallest), smallest)
+        own = np.where(wsum > 0, mean, between)
         own = np.where(np.isfinite(own), own, lam)
         theta[idx] = np.maximum(lam, own[gi])
-    return theta, lam
+        # a full prompt whose own price is not above lambda does not hold its pairs back (its
+        # multiplier is 0): its pairs may leave, so its sum is no equality of the direction
+        in_full[idx] = own[gi] > lam
+    return theta, lam, np.where(in_full, group, -1)
 
 
 def applies(kind: str | None, lc: "Polytope", x: np.ndarray | None) -> bool:
