@@ -78,14 +78,19 @@ def criterion_forms(crit: Criterion, Z: np.ndarray, M: np.ndarray) -> tuple[np.n
 
 
 def criterion_hessian(crit: Criterion, w: np.ndarray, Y1: np.ndarray, Y2: np.ndarray) -> np.ndarray:
-    """-Hess f over the given pairs (module docstring, step 3)."""
-    G1 = Y1 @ Y1.T
+    """-Hess f over the given pairs (module docstring, step 3), from the weighted rows
+    sqrt(w_p) y_p: (W1 W1^T)^2 (D), 2 (W1 W1^T) o (W2 W2^T) (A, L), elementwise, in place (no
+    |N| x |N| temporaries beyond the products)."""
+    root = np.sqrt(w)[:, None]
+    W1 = root * Y1
+    H = W1 @ W1.T
     if crit.is_log_det:
-        H = G1 * G1
+        H *= H
     else:
-        H = 2.0 * G1 * (Y2 @ Y2.T)
-    H *= np.outer(w, w)
-    return 0.5 * (H + H.T)
+        W2 = root * Y2
+        H *= W2 @ W2.T
+        H *= 2.0
+    return H
 
 
 def criterion_hessian_diagonal(crit: Criterion, w: np.ndarray, Y1: np.ndarray,
@@ -291,8 +296,11 @@ def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarr
         idx = np.zeros(0, dtype=np.int64)
         if k:
             if level not in factors:
+                ridged = H.copy()
+                ridged.flat[::k + 1] += mu  # H + mu I without a k x k identity
                 try:
-                    factors[level] = sla.cho_factor(H + mu * np.eye(k), lower=True, check_finite=False)
+                    factors[level] = sla.cho_factor(ridged, lower=True, overwrite_a=True,
+                                                    check_finite=False)
                 except np.linalg.LinAlgError:
                     factors[level] = None
             chol = factors[level]
@@ -413,9 +421,12 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         def direction(keep: np.ndarray) -> np.ndarray | None:
             # the pairs left out are removed (a smaller factorisation), not pinned by equalities:
             # with the block near singular (beyond d(d+1)/2 pairs) the equalities lose digits
-            kN = keep[:N.size]
-            step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF[keep], cF[keep],
-                                    None if fullF is None else fullF[keep])
+            if keep.all():  # the first round: no copy of the block
+                step = newton_direction(H, hD, gF, cF, fullF)
+            else:
+                kN = keep[:N.size]
+                step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF[keep], cF[keep],
+                                        None if fullF is None else fullF[keep])
             if step is None:
                 return None
             out = np.zeros(F.size)
