@@ -20,8 +20,9 @@ test on the rows of A). Gains on S are kept exact by rank-one updates (O(|S| d) 
 When no exchange within S helps, a Frank-Wolfe step towards s (exact line search through the
 generalised eigenvalues of the step) moves every coordinate at once.
 
-When the polytope is a budget row and per-pair bounds (the knapsack oracle's case) and the budget
-is spent, a projected Newton method on a larger working set (:mod:`.support_newton`) replaces the
+When the polytope is a budget row and per-pair bounds (the knapsack oracle's case), or with unit
+costs those and per-prompt caps (the laminar oracle's), and the budget is spent, a projected
+Newton method on a larger working set (:mod:`.support_newton`) replaces the
 exchanges: it solves the working set's problem to a tenth of the target, so that the next
 certificate mostly only has to confirm it; the first design then spreads the budget over the 4 d
 pairs of largest gain per cost (the oracle's own vertex may be a single pair).
@@ -465,7 +466,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         if room.size > extra:
             room = pool.top(ratio[room], extra, among=room)
         work = np.union1d(support, room)
-        # ---- projected Newton on a working set (solvers/support_newton.py): budget and bounds only
+        # ---- projected Newton on a working set (solvers/support_newton.py): budget, bounds, prompt caps
         if not stalled and support_newton.applies(getattr(oracle, "kind", None), lc, x):
             room = np.flatnonzero(x < lc.upper - _EPS)
             extra = max(4000, support.size)

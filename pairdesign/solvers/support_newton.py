@@ -1,6 +1,7 @@
-"""Projected Newton on a working set of pairs, for a budget row and per-pair bounds.
+"""Projected Newton on a working set of pairs, for a budget row and per-pair bounds, and with unit
+costs also per-prompt caps (docs/design.md section 12.2).
 
-The relaxation restricted to a working set S (every pair outside S stays at its lower bound),
+The relaxation restricted to a working set S (every pair outside S keeps its value),
 
     maximise f(M0' + sum_{p in S} n_p w_p z_p z_p^T)   s.t.  c_S^T n_S = B_S,  l_S <= n_S <= u_S,
 
@@ -30,8 +31,16 @@ by a projected Newton method in the manner of Bertsekas (1982):
 4. an Armijo search along the projected arc n(t) = P(n_F + t delta), P the projection onto
    {c_F^T n = c_F^T n_F, l_F <= n <= u_F} (a clip with one multiplier, found by bisection).
 
+**Prompt caps** (unit costs; sum_{p in i} n_p <= room_i for each capped prompt i, room_i what
+the pairs of S may hold): a full prompt i gets its own price theta_i >= lambda (the mean ratio of
+its pairs inside their bounds, or between its smallest holder's and largest waiting pair's) and
+the pairs of F are weighed against theta; the direction keeps, besides the budget, the sum of
+every full prompt whose price is above lambda (C delta = 0: :func:`newton_direction`), and P is
+the projection onto {sum n = spend, sum_{p in i} n_p <= room_i, l <= n <= u}
+(:func:`project_budget_caps`).
+
 The stopping test is the exact gap of the restricted problem (its own linear oracle: the
-fractional knapsack on S). This gives no certificate for the whole problem: the caller's gain pass
+fractional knapsack on S, or greedy over the laminar family with caps: :func:`laminar_top`). This gives no certificate for the whole problem: the caller's gain pass
 over all pairs does, as before.
 """
 
