@@ -285,10 +285,11 @@ def newton_direction(H: np.ndarray, tail: np.ndarray, g: np.ndarray, c: np.ndarr
     factorisation per mu between calls on the same H (pinning pairs costs solves, not a
     refactorisation)."""
     k, m = H.shape[0], g.size
-    scale = float(np.trace(H) + tail.sum()) / max(m, 1)
+    factors = {} if factors is None else factors
+    # the ridge's scale: the mean diagonal (kept with the cached factorisations: one metric)
+    scale = factors.setdefault("scale", float(np.trace(H) + tail.sum()) / max(m, 1))
     if not scale > 0:
         return None
-    factors = {} if factors is None else factors
     pinned = np.zeros(m, dtype=bool) if pinned is None else pinned
     group = np.full(m, -1) if full is None else np.where(pinned, -1, full)
     present, eq = np.unique(group, return_inverse=True)
@@ -427,11 +428,19 @@ def newton_on_working_set(crit: Criterion, Z: np.ndarray, w: np.ndarray, cost: n
         fullF = None if full_group is None else full_group[F]  # full prompts keep their sums
         at_lower_F, at_upper_F = at_lower[F], at_upper[F]
 
+        block_factors: dict = {}  # the whole block's factorisation, per ridge level
+
         def direction(keep: np.ndarray) -> np.ndarray | None:
             # the pairs left out are removed (a smaller factorisation), not pinned by equalities:
-            # with the block near singular (beyond d(d+1)/2 pairs) the equalities lose digits
-            if keep.all():  # the first round: no copy of the block
-                step = newton_direction(H, hD, gF, cF, fullF)
+            # with the block near singular (beyond d(d+1)/2 pairs) the equalities lose digits;
+            # while only tail pairs are left out the block's factorisation serves again
+            if keep[:N.size].all():
+                tail_keep = keep[N.size:]
+                step = newton_direction(H, hD[tail_keep], np.r_[gF[:N.size], gF[N.size:][tail_keep]],
+                                        np.r_[cF[:N.size], cF[N.size:][tail_keep]],
+                                        None if fullF is None else
+                                        np.r_[fullF[:N.size], fullF[N.size:][tail_keep]],
+                                        factors=block_factors)
             else:
                 kN = keep[:N.size]
                 step = newton_direction(H[np.ix_(kN, kN)], hD[keep[N.size:]], gF[keep], cF[keep],
