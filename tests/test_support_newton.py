@@ -1,5 +1,5 @@
-"""The working-set Newton phase of the relaxation (budget and bounds only): its pieces, its
-optimum against the cvxpy reference, and the certificate it leaves."""
+"""The working-set Newton phase of the relaxation (budget and bounds; with unit costs also prompt
+caps): its pieces, its optimum against the cvxpy reference, and the certificate it leaves."""
 
 import dataclasses
 

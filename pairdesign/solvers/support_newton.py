@@ -618,7 +618,8 @@ def improve_working_set(pool: "CandidatePool", crit: Criterion, lc: "Polytope", 
                         x: np.ndarray, M: np.ndarray, tol: float,
                         out_of_time: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, int, float]:
     """:func:`newton_on_working_set` on the pairs ``work`` of the whole design ``x`` (every pair
-    outside ``work`` at its lower bound); returns the new design, the number of steps and the
+    outside ``work`` keeps its value; with prompt caps, what those pairs hold in a prompt leaves
+    the rest of its cap to the working set); returns the new design, the number of steps and the
     restricted gap last measured (:class:`NewtonOutcome`)."""
     cand = pool.pairs
     group = room = None
