@@ -21,8 +21,7 @@ cannot add rows (see pairdesign/solvers/outer_approximation.py).
 
 ``--symmetric`` runs the instances of issue 16 instead, with branch and bound only, each case in a
 fresh process, and with ``--before PATH`` also under the checkout at PATH (its ``pairdesign``), the
-two runs of a case back to back (not for the largest item models, where the old code is hopeless:
-it fails from t = 7 on):
+two runs of a case back to back:
 
 - ``item t=T B=B``: the Bradley-Terry item model, one prompt whose T completions are the items,
   features the unit vectors of R^T (``rot``: a random rotation of them), ridge 1e-6;
@@ -70,11 +69,10 @@ def stats(result) -> tuple[str, str, str]:
 
 # issue 16: (kind, size, budget, time limit)
 SYMMETRIC = ([("item", t, t, 120.0) for t in (6, 7, 8, 9, 10, 11, 12)] + [("item-rot", 8, 8, 120.0)]
-             + [("item", t, 2 * t, 120.0) for t in (6, 8, 10, 12)]
+             + [("item", t, 2 * t, 120.0) for t in (6, 7, 8, 9, 10, 11, 12)]
              + [("profile", k, b, 60.0) for k, b in ((3, 3), (3, 6), (4, 4), (4, 8))]
              + [("generated", (50, 8), 16, 60.0), ("generated", (20, 12), 24, 60.0)])
-BEFORE_SKIPS = {("item", 10, 10), ("item", 11, 11), ("item", 12, 12), ("item", 10, 20),
-                ("item", 12, 24)}  # --before: the old code fails already at t = 7 (issue 16)
+BEFORE_SKIPS: set = set()  # --before: cases left out for the old code (none since orbital branching)
 
 
 def symmetric_instance(kind: str, size, budget: int):

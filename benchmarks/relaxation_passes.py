@@ -2,10 +2,13 @@
 
     python benchmarks/relaxation_passes.py [--prompts 10000] [--completions 15] [--dim 64]
         [--budget 10000] [--problems simplex capped] [--criteria D] [--tol 1e-6] [--repeat 3]
+        [--prompt-cap 2]
 
 Two problems on the generated instance (seed 0): ``capped`` (one label per pair, the default of
 ``generate``) and ``simplex`` (``max_labels_per_pair`` = budget: every pair may take many labels,
-so the feasible set is the budget's simplex, the problem REX solves). A gain pass is
+so the feasible set is the budget's simplex, the problem REX solves); ``prompt-capped`` adds
+``max_pairs_per_prompt`` = ``--prompt-cap`` to the capped one (the laminar polytope: budget,
+prompt caps, bounds). A gain pass is
 ``information.gains`` (all first-order gains through completions) at the solver's final design,
 timed in the same process right after the solve (median of three); the instance's cached
 candidate arrays and centred features are built before the first solve (they are the
@@ -55,12 +58,17 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--time-limit", type=float, default=600.0)
+    parser.add_argument("--prompt-cap", type=int, default=2)
     args = parser.parse_args()
     base = pairdesign.synthetic_instance(args.prompts, args.completions, args.dim,
                                          budget=args.budget, seed=0).instance
     for problem in args.problems:
-        inst = base if problem == "capped" else dataclasses.replace(
-            base, max_labels_per_pair=int(args.budget))
+        if problem == "capped":
+            inst = base
+        elif problem == "prompt-capped":
+            inst = dataclasses.replace(base, max_pairs_per_prompt=args.prompt_cap)
+        else:
+            inst = dataclasses.replace(base, max_labels_per_pair=int(args.budget))
         inst.candidates, centered_features(inst)  # the instance's own caches: not solver work
         for name in args.criteria:
             crit = Criterion.make(name, inst)
@@ -72,7 +80,7 @@ def main() -> None:
                 one, one_cpu = pass_seconds(inst, r.counts, crit)
                 gap = r.bound - r.objective
                 cert = -math.expm1(-gap / inst.dim) if name == "D" else gap / abs(r.objective)
-                print(f"{problem:<8} {name} {len(inst.candidates)} pairs d={inst.dim} rep {rep}: "
+                print(f"{problem:<13} {name} {len(inst.candidates)} pairs d={inst.dim} rep {rep}: "
                       f"{r.seconds:7.2f} s, pass {one:.3f} s, {r.seconds / one:6.1f} passes; CPU {cpu:7.2f} s, "
                       f"pass {one_cpu:.3f} s, {cpu / one_cpu:6.1f} passes; "
                       f"f = {r.objective:.9f}, bound = {r.bound:.9f}, certified "

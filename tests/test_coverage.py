@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import pairdesign
 from pairdesign import Group, InfeasibleError, InstanceError, objective, solve
@@ -59,6 +59,7 @@ def covered_instance(seed: int, own_minimums: float = 0.3):
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["D", "A", "L"]))
+@example(1808857088, "L")  # the exchanges once found no partner outside a prompt at its minimum
 def test_every_method_meets_the_minimums_and_exact_matches_brute_force(seed, criterion):
     inst = covered_instance(seed)
     if inst is None or np.prod(inst.candidates.upper + 1.0) > 4096:

@@ -16,6 +16,12 @@ children are ``n_p >= c + 1`` and ``n_q <= c`` for every q in O, which loses no 
 symmetry of the same value. Node relaxations of D on a budget-and-bounds polytope are solved in
 pair space (:mod:`pairdesign.solvers.node_bounds`: the same certificates for a third of the time).
 
+With ``small_boxes`` (the default; D, budget and bounds, unit costs) a child box with few labels
+left is searched exactly instead (:class:`SmallBoxSearch`: at most ``SMALL_BOX_WORK`` states) and
+closed, its maximum counted like a pruned node's bound; where at most d labels are left, Hadamard's
+bound ``log det M(lo) + sum of the r largest log(1 + w_p z_p^T M(lo)^-1 z_p)`` is tried before the
+relaxation (:func:`top_gains_bound`; docs/design.md section 12.7).
+
 The global upper bound is the largest bound among the open nodes and the nodes pruned so far;
 ``optimal`` only when it is within the tolerance of the incumbent.
 """
@@ -35,12 +41,13 @@ from ..information import information_matrix
 from .base import Context, FixedIncumbent, Outcome, Timings, gap_closed, loop_stop
 from .frank_wolfe import allowed_gap, solve_relaxation
 from .greedy import greedy_design
-from .node_bounds import PairSpaceRelaxation
+from .node_bounds import PairSpaceRelaxation, SmallBoxSearch
 from .result import SolutionStatus, TerminationCondition
 from .symmetry import OrbitalBranching
 
 _INTEGRAL = 1e-6  # |x_p - round(x_p)| below this counts as integral
 NODE_TOL = 1e-4  # node relaxations: a looser bound only prunes later; it is valid all the same
+SMALL_BOX_WORK = 400  # a box is searched exactly when its search has at most this many states
 _SILENT = logging.getLogger("pairdesign.solvers.branch_and_bound.node")
 _SILENT.addHandler(logging.NullHandler())
 _SILENT.propagate = False
@@ -73,6 +80,9 @@ def branch_and_bound(ctx: Context) -> Outcome:
             ctx.incumbent = FixedIncumbent(best)
 
     pair_space = PairSpaceRelaxation(inst, crit, lc)
+    small = SmallBoxSearch(pair_space)
+    use_small = small.applies and getattr(opts, "small_boxes", True)
+    small_boxes = quick_prunes = 0
 
     def relax(lo: np.ndarray, hi: np.ndarray, start: np.ndarray | None, stop_below: float | None,
               tol: float = NODE_TOL):
@@ -153,11 +163,34 @@ def branch_and_bound(ctx: Context) -> Outcome:
             if lc.first_broken_row(clo) is not None:
                 continue  # no design in this box
             target = allowed_gap(crit, best_value, inst.dim, opts.tol)
+            if use_small and small.work(clo, chi) <= SMALL_BOX_WORK:
+                with clock("small_box_search"):
+                    try:
+                        found = small.solve(clo, chi, best_value + target)
+                    except FloatingPointError:  # M(lo) singular: the relaxation copes
+                        found = None
+                if found is not None:
+                    small_boxes += 1
+                    if found.design is not None:
+                        value = crit.value(information_matrix(inst, found.design, ctx.pool))
+                        if value > best_value and not lc.violations(found.design):
+                            best, best_value = found.design, value
+                            ctx.incumbent = FixedIncumbent(best)
+                    pruned_max = max(pruned_max, min(node_bound, found.ceiling))
+                    continue
+            quick = math.inf
+            if use_small and small.labels_left(clo, chi)[0] <= inst.dim:  # else too loose to prune
+                with clock("quick_bounds"):
+                    quick = small.quick_bound(clo, chi)
+                if quick <= best_value + target:
+                    quick_prunes += 1
+                    pruned_max = max(pruned_max, min(node_bound, quick))
+                    continue
             try:
                 r = relax(clo, chi, np.clip(x, clo, chi), stop_below=best_value + target)
             except InfeasibleError:
                 continue
-            child_bound = min(node_bound, r.bound)
+            child_bound = min(node_bound, r.bound, quick)
             if child_bound <= best_value + target:
                 pruned_max = max(pruned_max, child_bound)
                 continue
@@ -170,7 +203,8 @@ def branch_and_bound(ctx: Context) -> Outcome:
     proven = gap_closed(ctx, best_value, bound, opts.tol)
     ctx.say(f"exact (branch and bound): {termination.value}: incumbent {best_value:.10g}, "
             f"bound {bound:.10g}, {nodes} nodes, {len(heap)} open")
-    ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} {clock.summary()}")
+    ctx.say(f"exact: stats: cuts=0 nodes={nodes} nauty_calls={orbital.calls} "
+            f"small_boxes={small_boxes} quick_prunes={quick_prunes} {clock.summary()}")
     return Outcome(best.astype(np.int64), termination,
                    SolutionStatus.optimal if proven else SolutionStatus.feasible,
                    bound=bound, solver="branch-and-bound")

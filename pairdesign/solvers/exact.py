@@ -32,6 +32,7 @@ class Exact:
         algorithm: str | None = None
         max_nodes: int | None = None  # branch and bound: a node limit (default 100 max_iterations)
         symmetry: bool = True  # detect the instance's symmetries: orbital branching (bnb), leader inequalities (oa, highs)
+        small_boxes: bool = True  # bnb, D: boxes with few labels left searched exactly, Hadamard bounds
 
         @property
         def resolved_algorithm(self) -> str:

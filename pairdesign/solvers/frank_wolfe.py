@@ -20,8 +20,9 @@ test on the rows of A). Gains on S are kept exact by rank-one updates (O(|S| d) 
 When no exchange within S helps, a Frank-Wolfe step towards s (exact line search through the
 generalised eigenvalues of the step) moves every coordinate at once.
 
-When the polytope is a budget row and per-pair bounds (the knapsack oracle's case) and the budget
-is spent, a projected Newton method on a larger working set (:mod:`.support_newton`) replaces the
+When the polytope is a budget row and per-pair bounds (the knapsack oracle's case), or with unit
+costs those and per-prompt caps (the laminar oracle's), and the budget is spent, a projected
+Newton method on a larger working set (:mod:`.support_newton`) replaces the
 exchanges: it solves the working set's problem to a tenth of the target, so that the next
 certificate mostly only has to confirm it; the first design then spreads the budget over the 4 d
 pairs of largest gain per cost (the oracle's own vertex may be a single pair).
@@ -88,6 +89,7 @@ class _Exchanges:
         self.prompt_rows = rows if (rows >= 0).any() else None
         _, self.local_prompt = np.unique(cand.prompt[work], return_inverse=True)
         self.by_prompt = np.argsort(self.local_prompt, kind="stable")
+        self.A_work_T = A_csc[:, work].T.tocsr() if low_slack is not None else None
 
     def column(self, local: int) -> tuple[np.ndarray, np.ndarray]:
         p = int(self.work[local])
@@ -150,32 +152,51 @@ class _Exchanges:
         self.forms.update(before, u, c, self.tracker.Minv)
         self.x[self.work[local]] += amount
 
+    def _min_blocked(self) -> np.ndarray | None:
+        """Working-set pairs in a row held at its coverage minimum (they can give labels only to
+        a pair of the same row), or None when no row has a minimum."""
+        if self.low_slack is None:
+            return None
+        tight = (self.low_slack <= _EPS).astype(np.float64)
+        if not tight.any():
+            return None
+        return self.A_work_T @ tight > 0
+
     def _partners(self, ratio: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, int | None]:
         """For every working-set pair b, the pair a to take labels from: the one of smallest
         ratio among those with labels to give, in b's own prompt when b's prompt cap is tight
-        (labels can then only move within the prompt), anywhere otherwise."""
+        (labels can then only move within the prompt), anywhere otherwise; a pair in a row held
+        at its coverage minimum gives labels only within its prompt (the prompt's and its
+        groups' rows then keep their activity)."""
+        blocked = self._min_blocked()
         down = np.where(dec, ratio, np.inf)
-        a_global = int(np.argmin(down)) if dec.any() else None
+        free_down = down if blocked is None else np.where(blocked, np.inf, down)
+        a_global = int(np.argmin(free_down)) if np.isfinite(free_down).any() else None
         partner = np.full(ratio.shape[0], -1 if a_global is None else a_global)
+        tight = np.zeros(ratio.shape[0], dtype=bool)
         if self.prompt_rows is not None:
             tight = self.slack[np.maximum(self.prompt_rows, 0)] <= _EPS
             tight &= self.prompt_rows >= 0
-            if tight.any():
-                order = self.by_prompt
-                keys = self.local_prompt[order]
-                vals = down[order]
-                starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-                mins = np.minimum.reduceat(vals, starts)
-                # the position (in S) of each prompt's smallest ratio
-                seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, keys.size]))
-                hits = np.flatnonzero(vals == mins[seg])
-                segments, first = np.unique(seg[hits], return_index=True)
-                first_min = np.full(starts.size, -1)
-                first_min[segments] = order[hits[first]]
-                local_min = first_min[seg]
-                mine = np.empty_like(partner)
-                mine[order] = np.where(np.isfinite(mins[seg]), local_min, -1)
-                partner = np.where(tight, mine, partner)
+        if tight.any() or blocked is not None:
+            order = self.by_prompt
+            keys = self.local_prompt[order]
+            vals = down[order]
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            mins = np.minimum.reduceat(vals, starts)
+            # the position (in S) of each prompt's smallest ratio
+            seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, keys.size]))
+            hits = np.flatnonzero(vals == mins[seg])
+            segments, first = np.unique(seg[hits], return_index=True)
+            first_min = np.full(starts.size, -1)
+            first_min[segments] = order[hits[first]]
+            local_min = first_min[seg]
+            mine = np.empty_like(partner)
+            mine[order] = np.where(np.isfinite(mins[seg]), local_min, -1)
+            if blocked is not None:  # the cheaper of the prompt's own and the free global partner
+                own_better = (mine >= 0) & ((partner < 0) | (ratio[np.maximum(mine, 0)]
+                                                            < ratio[np.maximum(partner, 0)]))
+                partner = np.where(own_better, mine, partner)
+            partner = np.where(tight, mine, partner)
         return partner, a_global
 
     def run(self, ctx: Context, tol: float, max_steps: int) -> int:
@@ -290,11 +311,16 @@ def _newton_direction(pool: CandidatePool, crit: Criterion, lc: Polytope, work: 
     import scipy.sparse as sp
 
     cand = pool.pairs
-    # pairs at their lower bound in a full row cannot move (A >= 0): leave them out, or their
-    # (often huge) gains would set the QP's scale and drown the gains of the pairs that can
+    # pairs at their lower bound in a full cap or group row (A >= 0) move only where another pair
+    # of the row gives way: leave them out, or their (often huge) gains would set the QP's scale
+    # and drown the gains of the pairs that can. The budget row (row 0) is full at every optimum
+    # and every pair is in it: it leaves out only where no pair holds labels above its bound.
     slack = lc.b - lc.A @ x
     finite_b = lc.b[np.isfinite(lc.b)]
-    full_rows = np.flatnonzero(slack <= 1e-12 * max(1.0, float(np.abs(finite_b).max(initial=1.0))))
+    tiny = 1e-12 * max(1.0, float(np.abs(finite_b).max(initial=1.0)))
+    full_rows = np.flatnonzero(slack <= tiny)
+    if full_rows.size and full_rows[0] == 0 and float((lc.A[0] @ np.maximum(x - lc.lower, 0.0))[0]) > tiny:
+        full_rows = full_rows[1:]
     if full_rows.size:
         in_full = np.asarray(lc.A[full_rows][:, work].sum(axis=0)).ravel() > 0
         work = work[~(in_full & (x[work] <= lc.lower[work] + 1e-15))]
@@ -440,7 +466,7 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
         if room.size > extra:
             room = pool.top(ratio[room], extra, among=room)
         work = np.union1d(support, room)
-        # ---- projected Newton on a working set (solvers/support_newton.py): budget and bounds only
+        # ---- projected Newton on a working set (solvers/support_newton.py): budget, bounds, prompt caps
         if not stalled and support_newton.applies(getattr(oracle, "kind", None), lc, x):
             room = np.flatnonzero(x < lc.upper - _EPS)
             extra = max(4000, support.size)
@@ -460,17 +486,29 @@ def solve_relaxation(ctx: Context, *, tol: float = 1e-6, max_iterations: int = 1
                 continue
         # ---- end of the working-set Newton phase
         if stalled:  # exchanges found nothing last time: a Newton step on S, or a Frank-Wolfe step
-            gamma = 0.0
+            newton_x, newton_value = None, -math.inf
             if work.size <= NEWTON_MAX_PAIRS:
                 direction = _newton_direction(pool, crit, lc, work, x, M, ctx.deadline.solver_seconds())
                 if direction is not None:
                     gamma = _best_step(pool, crit, direction, M, _longest_step(lc, x, direction))
-                    newton_steps += gamma > 0
-            if gamma <= 0:
+                    if gamma > 0:
+                        newton_x = shrink_into(lc, x + gamma * direction)
+                        newton_value = crit.value(information_matrix(inst, newton_x, pool))
+            # a Newton step that gains next to nothing against the gap (its working set may hold
+            # no better pair) competes with a Frank-Wolfe step towards the vertex: the better one
+            if newton_x is not None and newton_value - value > 1e-3 * gap:
+                x = newton_x
+                newton_steps += 1
+            else:
                 direction = s - x
                 gamma = _best_step(pool, crit, direction, M, _longest_step(lc, x, direction))
-                fw_steps += 1
-            x = shrink_into(lc, x + gamma * direction)
+                fw_x = shrink_into(lc, x + gamma * direction)
+                if newton_x is not None and newton_value >= crit.value(information_matrix(inst, fw_x, pool)):
+                    x = newton_x
+                    newton_steps += 1
+                else:
+                    x = fw_x
+                    fw_steps += 1
             stalled = False
             continue
         activity = lc.A @ x
