@@ -53,6 +53,9 @@ class DesignSpec:
     options: dict[str, Any] = field(default_factory=dict)
     rounds: int = 3
     posterior: str = "fit"
+    temper: float = 1.0
+    """The posterior covariance behind the weights ``predictive`` / ``expected`` is multiplied by
+    ``temper`` (>= 1: a tempered, wider posterior; weights nearer 1/4)."""
     baseline: bool = False
 
     def __post_init__(self) -> None:
@@ -67,6 +70,11 @@ class DesignSpec:
         if self.weights in POSTERIOR_WEIGHTS and self.pilot != "rounds":
             raise OptionError(f"design {self.name!r}: weights {self.weights!r} need the posterior of a "
                               "fit: pilot 'rounds'")
+        if isinstance(self.temper, bool) or not isinstance(self.temper, (int, float)) \
+                or not (1.0 <= float(self.temper) < float("inf")):
+            raise OptionError(f"design {self.name!r}: 'temper' must be a number >= 1")
+        if self.temper != 1.0 and self.weights not in POSTERIOR_WEIGHTS:
+            raise OptionError(f"design {self.name!r}: 'temper' applies to weights {list(POSTERIOR_WEIGHTS)}")
         if self.criterion.upper() not in ("D", "A", "L", "MSE"):
             raise OptionError(f"design {self.name!r}: unknown criterion {self.criterion!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 2:
@@ -199,7 +207,7 @@ def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed:
             first = spec
             if spec.criterion.upper() == "MSE" or spec.weights != "uniform" or spec.method in LOCAL_METHODS:
                 first = replace(spec, method="greedy" if spec.method in LOCAL_METHODS else spec.method,
-                                criterion="D", weights="uniform")
+                                criterion="D", weights="uniform", temper=1.0)
             instance = world.instance(int(size))
             H = world.policy_covariance(None)
         else:
@@ -208,7 +216,8 @@ def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed:
                 world.train.features, world.train.prompt_index, budget=int(size),
                 scores=world.scores(theta), ridge=s.ridge, weights=spec.weights,
                 labeled=np.stack([j, k], axis=1), name=f"world-{s.name}-round{r + 1}",
-                posterior_mean=posterior.theta, posterior_covariance=posterior.covariance)
+                posterior_mean=posterior.theta,
+                posterior_covariance=float(spec.temper) * posterior.covariance)
             H = world.policy_covariance(theta)
         jr, kr = _design(world, instance, first, int(size), H, theta, seed + 7919 * r)
         j, k = np.concatenate([j, jr]), np.concatenate([k, kr])
