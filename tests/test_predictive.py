@@ -16,8 +16,9 @@ from pairdesign.errors import InstanceError, OptionError
 from pairdesign.fit import fit_bradley_terry, fit_evidence, log_evidence
 from pairdesign.information import prior_information
 from pairdesign.instance import Instance, instances_equal, load_instance, save_instance
-from pairdesign.predictive import (expected_information, pair_logit_moments, predictive_probability,
-                                   predictive_probability_quadrature, predictive_weights)
+from pairdesign.predictive import (expected_information, expected_log_det, pair_logit_moments,
+                                   predictive_probability, predictive_probability_quadrature,
+                                   predictive_weights)
 
 
 def small_instance(weights="predictive", seed=0, d=3, n=5, K=4, scale=1.0, **extra):
@@ -98,6 +99,34 @@ def test_tempering_the_posterior_moves_every_weight_toward_a_quarter():
             assert np.all(dist <= last + 1e-15) and np.any(dist < last - 1e-6)
         last = dist
     assert last.max() < 1e-3
+
+
+def test_expected_log_det_is_the_plug_in_at_a_point_posterior_and_the_integral_otherwise():
+    """E_theta log det(ridge I + sum_m s_m (1 - s_m) z_m z_m^T) by posterior draws: exactly the plug-in
+    value when Sigma = 0; in one dimension, the integral over theta ~ N(m, v) (scipy quad) within
+    four Monte-Carlo standard errors."""
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((30, 3))
+    theta = np.array([1.0, -2.0, 0.5])
+    q = scipy.special.expit(Z @ theta)
+    plug_in = np.linalg.slogdet(np.eye(3) * 0.5 + (Z.T * (q * (1 - q))) @ Z)[1]
+    assert expected_log_det(Z, 0.5, theta, np.zeros((3, 3)), draws=8) == pytest.approx(plug_in, rel=1e-12)
+    z = rng.standard_normal((25, 1)) * 2.0
+    m, v = 0.7, 1.5
+
+    def logdet(t):
+        s = scipy.special.expit(z[:, 0] * t)
+        return math.log(0.5 + float(np.sum(s * (1 - s) * z[:, 0] ** 2)))
+
+    exact = scipy.integrate.quad(lambda t: logdet(t) * math.exp(-(t - m) ** 2 / (2 * v)) / math.sqrt(2 * math.pi * v),
+                                 m - 12 * math.sqrt(v), m + 12 * math.sqrt(v))[0]
+    draws = 4000
+    values = [logdet(t) for t in m + math.sqrt(v) * np.random.default_rng(1).standard_normal(draws)]
+    se = float(np.std(values)) / math.sqrt(draws)
+    estimate = expected_log_det(z, 0.5, np.array([m]), np.array([[v]]), draws=draws,
+                                rng=np.random.default_rng(2))
+    assert abs(estimate - exact) < 4 * se
+    assert estimate < logdet(m)  # the uncertain weights are worth less than the plug-in's (here)
 
 
 def test_expected_information_is_below_the_predictive_weight_by_the_variance_of_sigmoid():
@@ -310,6 +339,8 @@ def test_study_rounds_with_predictive_weights_run_and_need_rounds():
         DesignSpec(name="x", method="greedy", weights="predictive", pilot="rounds", posterior="flat")
     with pytest.raises(OptionError, match="'temper' must be a number >= 1"):
         DesignSpec(name="x", method="greedy", weights="predictive", pilot="rounds", temper=0.5)
+    with pytest.raises(OptionError, match="'select' applies to weights"):
+        DesignSpec(name="x", method="greedy", weights="uniform", pilot="rounds", select=True)
     with pytest.raises(OptionError, match="'temper' applies to weights"):
         DesignSpec(name="x", method="greedy", weights="scores", pilot="rounds", temper=4.0)
     setting = Setting(dim=4, completions=4, train_prompts=40, test_prompts=20, reward_scale=3.0)
@@ -317,7 +348,7 @@ def test_study_rounds_with_predictive_weights_run_and_need_rounds():
     for weights, posterior, temper in (("predictive", "fit", 1.0), ("predictive", "evidence", 1.0),
                                        ("expected", "evidence", 1.0), ("predictive", "evidence", 4.0)):
         spec = DesignSpec(name="p", method="greedy", weights=weights, pilot="rounds", posterior=posterior,
-                          temper=temper)
+                          temper=temper, select=temper > 1)
         out = run_design(world, Labeler(world, 0), spec, 24, 0)
         assert len(out.j) == 24 and len({(a, b) for a, b in zip(out.j, out.k)}) == 24
         assert np.all(np.isfinite(out.theta))
