@@ -17,6 +17,10 @@ differences), never through a pairs x d matrix. Two weightings:
   Gauss-Hermite quadrature in t (1-D: t is Gaussian). Since
   ``p(1 - p) - E[s(1 - s)] = Var[sigmoid(t)] >= 0`` it is never above the predictive weight and
   falls to 0 (not 1/4) as the posterior widens.
+
+A tempered posterior N(theta_hat, T Sigma), T >= 1 (``next-round --temper T`` stores ``T Sigma``),
+moves every predictive weight toward 1/4. :func:`expected_log_det` is the Bayesian D criterion
+``E_theta log det M(theta)`` of a given set of labels by posterior draws (docs/design.md section 2).
 """
 
 from __future__ import annotations
