@@ -27,22 +27,29 @@ def main() -> None:
     parser.add_argument("config")
     parser.add_argument("csv")
     parser.add_argument("--seeds", type=int)
+    parser.add_argument("--designs", help="comma-separated names: run only these designs/baselines")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     config = load_config(args.config, seeds=args.seeds)
     done = set()
     if os.path.exists(args.csv):
         with open(args.csv, newline="") as handle:
-            done = {(row["setting"], int(row["seed"])) for row in csv.DictReader(handle)}
+            done = {(row["setting"], int(row["seed"]), row["design"]) for row in csv.DictReader(handle)}
     else:
         with open(args.csv, "w", newline="") as handle:
             csv.DictWriter(handle, fieldnames=COLUMNS).writeheader()
+    wanted = None if args.designs is None else set(args.designs.split(","))
     for seed in config.seeds:
         for setting in config.settings:
-            if (setting.name, seed) in done:
+            def pending(specs):
+                return tuple(s for s in specs if (setting.name, seed, s.name) not in done
+                             and (wanted is None or s.name in wanted))
+            designs, baselines = pending(config.designs), pending(config.baselines)
+            if not designs and not baselines:
                 continue
             t0 = time.perf_counter()
-            rows = run_study(dataclasses.replace(config, settings=(setting,), seeds=(seed,)), progress=False)
+            rows = run_study(dataclasses.replace(config, settings=(setting,), seeds=(seed,),
+                                                 designs=designs, baselines=baselines), progress=False)
             with open(args.csv, "a", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=COLUMNS)
                 for row in rows:

@@ -436,7 +436,8 @@ def cmd_next_round(args: argparse.Namespace) -> int:
     with _solve_display(args, args.time_limit):
         round_ = next_round(instance, labelsets, budget=budget, method=args.method,
                             criterion=args.criterion, weights=args.weights, ridge=args.ridge,
-                            seed=args.seed, time_limit=args.time_limit, posterior=args.posterior)
+                            seed=args.seed, time_limit=args.time_limit, posterior=args.posterior,
+                            temper=args.temper)
     report = round_.report()
     fit = round_.fit
     se = fit.standard_errors
@@ -711,6 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--posterior", choices=["evidence", "fit"], default="evidence",
                    help="posterior of theta kept for the weights predictive/expected: prior precision "
                         "by maximum Laplace evidence (default) or the fit's own ridge")
+    p.add_argument("--temper", type=float, default=1.0, metavar="T",
+                   help="keep the posterior covariance times T >= 1 for the weights predictive/expected "
+                        "(a tempered posterior: weights nearer 1/4 while the fit is unsure; default 1)")
     p.add_argument("--ridge", type=float, help="the fit's L2 penalty (default: the instance's ridge)")
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=_positive_float, metavar="SECONDS")

@@ -17,6 +17,10 @@ differences), never through a pairs x d matrix. Two weightings:
   Gauss-Hermite quadrature in t (1-D: t is Gaussian). Since
   ``p(1 - p) - E[s(1 - s)] = Var[sigmoid(t)] >= 0`` it is never above the predictive weight and
   falls to 0 (not 1/4) as the posterior widens.
+
+A tempered posterior N(theta_hat, T Sigma), T >= 1 (``next-round --temper T`` stores ``T Sigma``),
+moves every predictive weight toward 1/4. :func:`expected_log_det` is the Bayesian D criterion
+``E_theta log det M(theta)`` of a given set of labels by posterior draws (docs/design.md section 2).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .pool import centered_features, pair_quadratic_forms
 __all__ = [
     "covariance_factor",
     "expected_information",
+    "expected_log_det",
     "pair_logit_moments",
     "predictive_probability",
     "predictive_probability_quadrature",
@@ -156,3 +161,24 @@ def instance_posterior_weights(instance, j: np.ndarray, k: np.ndarray) -> np.nda
     (j, k), on the within-prompt centred features (same differences, smaller rows)."""
     return predictive_weights(centered_features(instance), j, k, instance.posterior_mean,
                               instance.posterior_covariance, kind=instance.weights)
+
+
+def expected_log_det(differences: np.ndarray, ridge: float, mean: np.ndarray, covariance: np.ndarray,
+                     draws: int = 64, rng: np.random.Generator | None = None) -> float:
+    """The Bayesian D criterion of a set of labels under the posterior N(mean, Sigma):
+
+        E_theta log det(ridge I + sum_m s_m(theta) (1 - s_m(theta)) z_m z_m^T),  s_m = sigmoid(z_m^T theta),
+
+    by a sample average over ``draws`` posterior draws (the same draws for every set compared
+    when ``rng`` is seeded alike). ``differences`` holds the rows z_m of the labels in question
+    (a design's pairs and the labels already held: design-sized, never the pool's pairs)."""
+    Z = np.asarray(differences, dtype=np.float64)
+    d = Z.shape[1]
+    rng = np.random.default_rng(0) if rng is None else rng
+    thetas = np.asarray(mean, dtype=np.float64) + rng.standard_normal((draws, d)) @ covariance_factor(covariance).T
+    total = 0.0
+    for theta in thetas:
+        q = sigmoid(Z @ theta)
+        M = ridge * np.eye(d) + (Z.T * (q * (1.0 - q))) @ Z
+        total += np.linalg.slogdet(M)[1]
+    return total / draws

@@ -16,8 +16,9 @@ from pairdesign.errors import InstanceError, OptionError
 from pairdesign.fit import fit_bradley_terry, fit_evidence, log_evidence
 from pairdesign.information import prior_information
 from pairdesign.instance import Instance, instances_equal, load_instance, save_instance
-from pairdesign.predictive import (expected_information, pair_logit_moments, predictive_probability,
-                                   predictive_probability_quadrature, predictive_weights)
+from pairdesign.predictive import (expected_information, expected_log_det, pair_logit_moments,
+                                   predictive_probability, predictive_probability_quadrature,
+                                   predictive_weights)
 
 
 def small_instance(weights="predictive", seed=0, d=3, n=5, K=4, scale=1.0, **extra):
@@ -82,6 +83,50 @@ def test_predictive_and_expected_weights_tend_to_the_fitted_weights_as_sigma_van
         assert np.allclose(tiny, fitted, rtol=1e-6, atol=1e-12)
         small = predictive_weights(inst.features, cand.j, cand.k, theta, 1e-2 * np.eye(inst.dim), kind=kind)
         assert np.abs(small - fitted).max() > 1e-6  # the posterior does change them
+
+
+def test_tempering_the_posterior_moves_every_weight_toward_a_quarter():
+    """Weights of the posterior N(theta, T Sigma): p = sigmoid(mu / sqrt(1 + pi T s^2 / 8)) moves
+    toward 1/2 as T grows, so |w - 1/4| never grows and tends to 0 (through completions)."""
+    inst = small_instance(scale=3.0)
+    cand = inst.candidates
+    theta, cov = inst.posterior_mean, inst.posterior_covariance
+    last = None
+    for T in (1.0, 2.0, 4.0, 16.0, 1e6):
+        w = predictive_weights(inst.features, cand.j, cand.k, theta, T * cov)
+        dist = np.abs(w - 0.25)
+        if last is not None:
+            assert np.all(dist <= last + 1e-15) and np.any(dist < last - 1e-6)
+        last = dist
+    assert last.max() < 1e-3
+
+
+def test_expected_log_det_is_the_plug_in_at_a_point_posterior_and_the_integral_otherwise():
+    """E_theta log det(ridge I + sum_m s_m (1 - s_m) z_m z_m^T) by posterior draws: exactly the plug-in
+    value when Sigma = 0; in one dimension, the integral over theta ~ N(m, v) (scipy quad) within
+    four Monte-Carlo standard errors."""
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((30, 3))
+    theta = np.array([1.0, -2.0, 0.5])
+    q = scipy.special.expit(Z @ theta)
+    plug_in = np.linalg.slogdet(np.eye(3) * 0.5 + (Z.T * (q * (1 - q))) @ Z)[1]
+    assert expected_log_det(Z, 0.5, theta, np.zeros((3, 3)), draws=8) == pytest.approx(plug_in, rel=1e-12)
+    z = rng.standard_normal((25, 1)) * 2.0
+    m, v = 0.7, 1.5
+
+    def logdet(t):
+        s = scipy.special.expit(z[:, 0] * t)
+        return math.log(0.5 + float(np.sum(s * (1 - s) * z[:, 0] ** 2)))
+
+    exact = scipy.integrate.quad(lambda t: logdet(t) * math.exp(-(t - m) ** 2 / (2 * v)) / math.sqrt(2 * math.pi * v),
+                                 m - 12 * math.sqrt(v), m + 12 * math.sqrt(v))[0]
+    draws = 4000
+    values = [logdet(t) for t in m + math.sqrt(v) * np.random.default_rng(1).standard_normal(draws)]
+    se = float(np.std(values)) / math.sqrt(draws)
+    estimate = expected_log_det(z, 0.5, np.array([m]), np.array([[v]]), draws=draws,
+                                rng=np.random.default_rng(2))
+    assert abs(estimate - exact) < 4 * se
+    assert estimate < logdet(m)  # the uncertain weights are worth less than the plug-in's (here)
 
 
 def test_expected_information_is_below_the_predictive_weight_by_the_variance_of_sigmoid():
@@ -258,6 +303,23 @@ def test_next_round_with_predictive_weights_end_to_end(tmp_path, capsys):
             assert np.allclose(np.sqrt(np.diag(updated.posterior_covariance)), fit["standard_errors"])
         ridges[posterior] = fit["posterior_ridge"]
     assert ridges["fit"] == pairdesign.load_instance(inst).ridge and ridges["evidence"] > 0
+    # a tempered posterior: the evidence posterior's covariance times T, kept in the file
+    plain = pairdesign.load_instance(tmp_path / "r1-evidence.json")
+    out, nxt, report = tmp_path / "r1-t4.json", tmp_path / "d2-t4.json", tmp_path / "fit-t4.json"
+    code, _, err = run(capsys, "next-round", inst, "--labels", labels, "--weights", "predictive",
+                       "--temper", 4, "--budget", 20, "--out", out, "--design-out", nxt,
+                       "--report", report, "--method", "greedy", "--seed", 0)
+    assert code == 0, err
+    tempered = pairdesign.load_instance(out)
+    assert np.allclose(tempered.posterior_covariance, 4 * plain.posterior_covariance)
+    assert np.allclose(tempered.posterior_mean, plain.posterior_mean)
+    assert json.loads(report.read_text())["posterior_temper"] == 4
+    w, _, _ = direct_weights(tempered, tempered.posterior_mean, tempered.posterior_covariance)
+    assert np.allclose(tempered.candidates.weight, w)
+    assert np.all(np.abs(w - 0.25) <= np.abs(plain.candidates.weight - 0.25) + 1e-15)
+    code, _, err = run(capsys, "next-round", inst, "--labels", labels, "--weights", "predictive",
+                       "--temper", 0.5, "--out", tmp_path / "bad.json", "--design-out", tmp_path / "bad-d.json")
+    assert code == 2 and "temper must be a number >= 1" in err and not (tmp_path / "bad.json").exists()
 
 
 def test_next_round_refuses_an_unknown_posterior(tmp_path):
@@ -275,10 +337,18 @@ def test_study_rounds_with_predictive_weights_run_and_need_rounds():
         DesignSpec(name="x", method="greedy", weights="predictive", pilot="pilot")
     with pytest.raises(OptionError, match="posterior"):
         DesignSpec(name="x", method="greedy", weights="predictive", pilot="rounds", posterior="flat")
+    with pytest.raises(OptionError, match="'temper' must be a number >= 1"):
+        DesignSpec(name="x", method="greedy", weights="predictive", pilot="rounds", temper=0.5)
+    with pytest.raises(OptionError, match="'select' applies to weights"):
+        DesignSpec(name="x", method="greedy", weights="uniform", pilot="rounds", select=True)
+    with pytest.raises(OptionError, match="'temper' applies to weights"):
+        DesignSpec(name="x", method="greedy", weights="scores", pilot="rounds", temper=4.0)
     setting = Setting(dim=4, completions=4, train_prompts=40, test_prompts=20, reward_scale=3.0)
     world = make_world(setting, 0)
-    for weights, posterior in (("predictive", "fit"), ("predictive", "evidence"), ("expected", "evidence")):
-        spec = DesignSpec(name="p", method="greedy", weights=weights, pilot="rounds", posterior=posterior)
+    for weights, posterior, temper in (("predictive", "fit", 1.0), ("predictive", "evidence", 1.0),
+                                       ("expected", "evidence", 1.0), ("predictive", "evidence", 4.0)):
+        spec = DesignSpec(name="p", method="greedy", weights=weights, pilot="rounds", posterior=posterior,
+                          temper=temper, select=temper > 1)
         out = run_design(world, Labeler(world, 0), spec, 24, 0)
         assert len(out.j) == 24 and len({(a, b) for a, b in zip(out.j, out.k)}) == 24
         assert np.all(np.isfinite(out.theta))

@@ -10,7 +10,9 @@ The next instance has
 - the Laplace posterior of theta (``posterior_mean = theta_hat``, ``posterior_covariance`` = the
   inverse Hessian of the fit), which sets the weights ``w_p = p(1 - p)`` with p the posterior
   predictive probability when ``weights = "predictive"`` (:mod:`pairdesign.predictive`: uniform
-  1/4 while the fit is vague, the fitted ``s(1 - s)`` once it is sharp);
+  1/4 while the fit is vague, the fitted ``s(1 - s)`` once it is sharp); ``temper = T`` keeps
+  ``T Sigma`` instead (a tempered posterior, T >= 1: the weights stay nearer 1/4 until the labels
+  are T times as many);
 - M0 = ridge I + sum_m c_m w_m z_m z_m^T over all labeled pairs (with scores weights this is the
   fit's Hessian, i.e. the inverse Laplace covariance of theta_hat);
 - the labeled pairs out of the candidates.
@@ -54,6 +56,8 @@ class RoundResult:
     posterior_ridge: float | None = None
     """The prior precision of the posterior kept in the instance (the fit's ridge for
     ``posterior = "fit"``, the evidence's choice for ``"evidence"``)."""
+    posterior_temper: float = 1.0
+    """The factor T of the kept posterior covariance ``T Sigma``."""
 
     def report(self) -> dict[str, Any]:
         """The fit and the design as JSON values."""
@@ -76,6 +80,7 @@ class RoundResult:
             "standard_errors": fit.standard_errors.tolist(),
             "theta_norm": float(np.linalg.norm(fit.theta)),
             "posterior_ridge": self.posterior_ridge,
+            "posterior_temper": self.posterior_temper,
             "design": {"method": self.result.method, "criterion": self.result.criterion,
                        "labels": self.result.n_labels, "objective": self.result.objective,
                        "weights": inst.weights},
@@ -128,6 +133,7 @@ def next_round(
     seed: int | None = None,
     time_limit: float | None = None,
     posterior: str = "evidence",
+    temper: float = 1.0,
 ) -> RoundResult:
     """Store new labels, refit theta on all labels, update scores / weights / M0, design the next
     batch of ``budget`` labels. Label sets marked ``stored`` are already in the instance.
@@ -135,9 +141,13 @@ def next_round(
     The instance keeps a posterior of theta for the weights ``"predictive"`` / ``"expected"``:
     ``posterior = "evidence"`` (default) the Laplace posterior at the prior precision that
     maximises the Laplace evidence of the labels (:func:`pairdesign.fit.fit_evidence`), ``"fit"``
-    the Laplace posterior of the fit itself (the instance's ridge)."""
+    the Laplace posterior of the fit itself (the instance's ridge). ``temper = T`` (>= 1) keeps the
+    posterior covariance times T (a tempered posterior: weights nearer 1/4 while the fit is unsure;
+    docs/design.md section 7)."""
     if posterior not in POSTERIORS:
         raise OptionError(f"unknown posterior {posterior!r}; use one of {list(POSTERIORS)}")
+    if isinstance(temper, bool) or not isinstance(temper, (int, float)) or not 1.0 <= temper < np.inf:
+        raise OptionError(f"temper must be a number >= 1 (a tempered posterior), got {temper!r}")
     designs = [ls.design for ls in labelsets]
     if len(set(designs)) != len(designs):
         raise OptionError("the same design's labels were given twice")
@@ -157,8 +167,9 @@ def next_round(
         post, post_ridge = evidence_posterior(instance)
     instance = replace(instance, scores=instance.features @ fit.theta, budget=budget,
                        weights=instance.weights if weights is None else weights,
-                       posterior_mean=post.theta, posterior_covariance=post.covariance)
+                       posterior_mean=post.theta, posterior_covariance=float(temper) * post.covariance)
     result = solve(instance, method=method, criterion=criterion, budget=budget, seed=seed,
                    time_limit=time_limit)
     return RoundResult(instance=instance, fit=fit, result=result, new_labels=new,
-                       unknown_outcomes=unknown, posterior_ridge=post_ridge)
+                       unknown_outcomes=unknown, posterior_ridge=post_ridge,
+                       posterior_temper=float(temper))

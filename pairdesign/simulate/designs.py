@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..fit import fit_evidence
+from ..predictive import expected_log_det
 from ..instance import Instance
 from ..solve import solve
 from ..solvers.base import METHODS
@@ -53,6 +54,13 @@ class DesignSpec:
     options: dict[str, Any] = field(default_factory=dict)
     rounds: int = 3
     posterior: str = "fit"
+    temper: float = 1.0
+    """The posterior covariance behind the weights ``predictive`` / ``expected`` is multiplied by
+    ``temper`` (>= 1: a tempered, wider posterior; weights nearer 1/4)."""
+    select: bool = False
+    """Rounds with posterior weights: each round designs with uniform weights as well and keeps
+    the design of larger Bayesian D criterion ``E_theta log det M`` under the (untempered)
+    posterior (:func:`pairdesign.predictive.expected_log_det`)."""
     baseline: bool = False
 
     def __post_init__(self) -> None:
@@ -67,6 +75,13 @@ class DesignSpec:
         if self.weights in POSTERIOR_WEIGHTS and self.pilot != "rounds":
             raise OptionError(f"design {self.name!r}: weights {self.weights!r} need the posterior of a "
                               "fit: pilot 'rounds'")
+        if isinstance(self.temper, bool) or not isinstance(self.temper, (int, float)) \
+                or not (1.0 <= float(self.temper) < float("inf")):
+            raise OptionError(f"design {self.name!r}: 'temper' must be a number >= 1")
+        if self.temper != 1.0 and self.weights not in POSTERIOR_WEIGHTS:
+            raise OptionError(f"design {self.name!r}: 'temper' applies to weights {list(POSTERIOR_WEIGHTS)}")
+        if self.select and self.weights not in POSTERIOR_WEIGHTS:
+            raise OptionError(f"design {self.name!r}: 'select' applies to weights {list(POSTERIOR_WEIGHTS)}")
         if self.criterion.upper() not in ("D", "A", "L", "MSE"):
             raise OptionError(f"design {self.name!r}: unknown criterion {self.criterion!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 2:
@@ -199,7 +214,7 @@ def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed:
             first = spec
             if spec.criterion.upper() == "MSE" or spec.weights != "uniform" or spec.method in LOCAL_METHODS:
                 first = replace(spec, method="greedy" if spec.method in LOCAL_METHODS else spec.method,
-                                criterion="D", weights="uniform")
+                                criterion="D", weights="uniform", temper=1.0, select=False)
             instance = world.instance(int(size))
             H = world.policy_covariance(None)
         else:
@@ -208,9 +223,13 @@ def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed:
                 world.train.features, world.train.prompt_index, budget=int(size),
                 scores=world.scores(theta), ridge=s.ridge, weights=spec.weights,
                 labeled=np.stack([j, k], axis=1), name=f"world-{s.name}-round{r + 1}",
-                posterior_mean=posterior.theta, posterior_covariance=posterior.covariance)
+                posterior_mean=posterior.theta,
+                posterior_covariance=float(spec.temper) * posterior.covariance)
             H = world.policy_covariance(theta)
         jr, kr = _design(world, instance, first, int(size), H, theta, seed + 7919 * r)
+        if spec.select and r > 0:
+            jr, kr = _select_by_posterior(world, instance, spec, int(size), H, theta, seed + 7919 * r,
+                                          posterior, j, k, (jr, kr))
         j, k = np.concatenate([j, jr]), np.concatenate([k, kr])
         labels = labeler.label(j, k)
         fit = fit_posterior(world, j, k, labels)
@@ -220,6 +239,23 @@ def _rounds(world: World, labeler: Labeler, spec: DesignSpec, budget: int, seed:
             phi = world.train.features
             posterior, _ = fit_evidence(phi[j] - phi[k], labels)
     return j, k
+
+
+def _select_by_posterior(world: World, instance: Instance, spec: DesignSpec, size: int, H: np.ndarray,
+                         theta: np.ndarray, seed: int, posterior, j: np.ndarray, k: np.ndarray,
+                         weighted: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The round's design with posterior weights or with uniform weights, whichever has the larger
+    ``E_theta log det M`` (labels so far and the round's) under the posterior (same draws)."""
+    uniform = _design(world, replace(instance, weights="uniform", posterior_mean=None,
+                                     posterior_covariance=None),
+                      replace(spec, weights="uniform", temper=1.0, select=False), size, H, theta, seed)
+    phi = world.train.features
+    values = []
+    for jr, kr in (weighted, uniform):
+        jj, kk = np.concatenate([j, jr]), np.concatenate([k, kr])
+        values.append(expected_log_det(phi[jj] - phi[kk], world.setting.ridge, posterior.theta,
+                                       posterior.covariance, rng=np.random.default_rng([seed, 0xB0D])))
+    return weighted if values[0] >= values[1] else uniform
 
 
 # ------------------------------------------------------------------------------ local methods
