@@ -40,13 +40,21 @@ def relaxation_instance(path: Path) -> Path:
     return path
 
 
+def default_sigint() -> None:
+    """In the child before exec: SIGINT to its default disposition. A child inherits an ignored
+    SIGINT across exec (a shell's ``cmd &``, or a parent that ignores it), and Python then installs
+    no KeyboardInterrupt handler: the signal would do nothing, as it does for such a user."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(instance: Path, out: Path, marker: str, *args: str) -> tuple[int, str]:
     """Run ``pairdesign solve`` and send SIGINT once a stderr line contains ``marker``; returns
     the exit status and standard error."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "pairdesign", "solve", str(instance), "--out",
                              str(out), "--seed", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
     seen, sent = [], False
     try:
         for line in proc.stderr:
@@ -113,6 +121,16 @@ def test_highs_stops_cleanly_on_a_signal_inside_its_callbacks():
     status interrupted and the KeyboardInterrupt comes after the run, not as a solve error."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
+    # The suite may run with SIGINT ignored (a background job of a shell without job control,
+    # as `cmd &` in a script): take Python's own handler for this test, as an interactive run has.
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        highs_stops_on_a_signal()
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
+def highs_stops_on_a_signal() -> None:
     from pairdesign.backends import highs as highs_backend
     from pairdesign.backends import INTERRUPTED
 
