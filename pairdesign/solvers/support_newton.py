@@ -128,14 +128,9 @@ def knapsack_top(g: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.n
     return float(g @ s), price
 
 
-def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                       spend: float) -> np.ndarray:
-    """The Euclidean projection of y onto {c^T n = spend, lower <= n <= upper}:
-    n = clip(y - nu c, lower, upper) with nu solving c^T n(nu) = spend (monotone in nu:
-    bisection to a bracket, then the linear piece in it)."""
-    def spent(nu: float) -> float:
-        return float(cost @ np.clip(y - nu * cost, lower, upper))
-
+def bracket_price(spent: Callable[[float], float], spend: float) -> tuple[float, float]:
+    """A bracket [lo, hi], as narrow as floats allow, of the price nu with spent(nu) = spend, for a
+    non-increasing spent(nu): doubling out from [-1, 1], then bisection."""
     lo, hi = -1.0, 1.0
     while spent(lo) < spend and lo > -1e300:
         lo *= 2.0
@@ -149,6 +144,18 @@ def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper
             hi = mid
         if hi - lo <= 1e-15 * max(1.0, abs(lo), abs(hi)):
             break
+    return lo, hi
+
+
+def project_budget_box(y: np.ndarray, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                       spend: float) -> np.ndarray:
+    """The Euclidean projection of y onto {c^T n = spend, lower <= n <= upper}:
+    n = clip(y - nu c, lower, upper) with nu solving c^T n(nu) = spend (monotone in nu:
+    bisection to a bracket, then the linear piece in it)."""
+    def spent(nu: float) -> float:
+        return float(cost @ np.clip(y - nu * cost, lower, upper))
+
+    lo, hi = bracket_price(spent, spend)
     nu = 0.5 * (lo + hi)
     free = (y - nu * cost > lower) & (y - nu * cost < upper)
     if free.any():  # exact on the piece: sum_free c (y - nu c) + sum_fixed c n = spend
@@ -243,19 +250,7 @@ def project_budget_caps(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, spe
     def spent(nu: float) -> float:
         return float(point(nu).sum())
 
-    lo, hi = -1.0, 1.0
-    while spent(lo) < spend and lo > -1e300:
-        lo *= 2.0
-    while spent(hi) > spend and hi < 1e300:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if spent(mid) > spend:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-15 * max(1.0, abs(lo), abs(hi)):
-            break
+    lo, hi = bracket_price(spent, spend)
     nu = 0.5 * (lo + hi)
     a = y - nu
     free = (tp < nu) & (a > lower) & (a < upper)
