@@ -134,14 +134,20 @@ def cmd_solve(args: argparse.Namespace) -> int:
         result = solve(instance, method=args.method, criterion=args.criterion, budget=args.budget,
                        time_limit=args.time_limit, seed=args.seed, options=options,
                        certify=args.certify)
+    return _finish_solve(result, out)
+
+
+def _finish_solve(result, out: Path) -> int:
+    """Write the design (atomically), print its summary; exit status 130 for an interrupted run
+    (Ctrl-C: the best design held is written, and the status says it was interrupted)."""
+    from .solvers.result import TerminationCondition
+
     result.save(out)
     print(result.summary())
     print(f"wrote {out}")
-    from .solvers.result import TerminationCondition
-
-    if result.termination is TerminationCondition.interrupted:  # Ctrl-C: the design is kept, and
+    if result.termination is TerminationCondition.interrupted:
         print("pairdesign: interrupted (the best design held was written)", file=sys.stderr)
-        return 130  # the exit status says so, as for any interrupted command
+        return 130
     return 0
 
 
@@ -181,10 +187,7 @@ def _solve_on_dask(args: argparse.Namespace, out: Path) -> int:
         with _solve_display(args, args.time_limit):
             result = solve_store(store, method, args.criterion, scheduler=scheduler, budget=args.budget,
                                  time_limit=args.time_limit, seed=args.seed, options=options)
-    result.save(out)
-    print(result.summary())
-    print(f"wrote {out}")
-    return 0
+    return _finish_solve(result, out)
 
 
 def _number_list(text: str) -> list[float]:
