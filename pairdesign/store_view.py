@@ -24,18 +24,11 @@ import numpy as np
 from .errors import DesignError, InstanceError
 from .fingerprint import _CACHE_KEY
 from .instance import FORMAT, Instance
-from .store import InstanceStore
+from .store import InstanceStore, _pack
 
 __all__ = ["design_view", "view_instance"]
 
 _PAIR_TABLES = ("fixed_in", "fixed_out", "labeled")
-
-
-def _pack(strings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    encoded = [str(s).encode("utf-8") for s in strings]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets
 
 
 def _local_pairs(table: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +63,8 @@ def view_instance(store: InstanceStore, prompts: np.ndarray) -> Instance:
                                               dtype=np.float64)
     for name, index in (("prompt", prompts), ("completion", rows)):
         if f"{name}_text_offsets" in names:
-            data[f"{name}_text_bytes"], data[f"{name}_text_offsets"] = _pack(store.ids(f"{name}_text", index))
+            packed, offsets = _pack(np.asarray(store.ids(f"{name}_text", index), dtype=object))
+            data[f"{name}_text_bytes"], data[f"{name}_text_offsets"] = packed.copy(), offsets
     pairs = store.small("pairs")
     if pairs is not None:
         local, keep = _local_pairs(pairs, rows)
